@@ -1,0 +1,244 @@
+# -*- coding: utf-8 -*-
+# Copyright: gpunode.nvidia contributors
+# GNU General Public License v3.0+ (see https://www.gnu.org/licenses/gpl-3.0.txt)
+"""Operating-system facts that decide what the roles do on a node.
+
+File readers take ``root`` for tests; the few helpers that need a command take
+``run``, a callable (argv) -> (rc, stdout, stderr) such as
+``AnsibleModule.run_command``, so the logic stays testable without a module.
+"""
+
+from __future__ import absolute_import, division, print_function
+
+__metaclass__ = type
+
+import glob
+import os
+import platform
+import shlex
+
+from ansible_collections.gpunode.nvidia.plugins.module_utils.sysfs import _path, read_text
+
+# os-release ID (or an ID_LIKE entry) -> the OS family name Ansible uses, which
+# the roles key their vars/<Family>.yml on.
+OS_FAMILIES = {
+    "debian": "Debian",
+    "ubuntu": "Debian",
+    "rhel": "RedHat",
+    "centos": "RedHat",
+    "rocky": "RedHat",
+    "almalinux": "RedHat",
+    "ol": "RedHat",
+    "fedora": "RedHat",
+}
+
+# Where kernel packages put nvidia.ko: DKMS (Debian/Ubuntu updates/dkms, EL extra),
+# Ubuntu's precompiled linux-modules-nvidia-* (kernel/nvidia-<branch>*), the .run installer.
+NVIDIA_KO_GLOBS = (
+    "updates/dkms/nvidia.ko*",
+    "extra/nvidia.ko*",
+    "extra/nvidia/nvidia.ko*",
+    "kernel/nvidia*/nvidia.ko*",
+    "kernel/drivers/video/nvidia.ko*",
+    "video/nvidia.ko*",
+)
+
+
+def os_release(root="/"):
+    """Parse /etc/os-release (falling back to /usr/lib/os-release) into a dict."""
+    for rel in ("etc/os-release", "usr/lib/os-release"):
+        text = read_text(_path(root, rel))
+        if text is None:
+            continue
+        data = {}
+        for line in text.splitlines():
+            if "=" not in line or line.lstrip().startswith("#"):
+                continue
+            key, value = line.split("=", 1)
+            try:
+                parts = shlex.split(value)
+            except ValueError:
+                parts = [value.strip("\"'")]
+            data[key.strip()] = parts[0] if parts else ""
+        return data
+    return {}
+
+
+def os_facts(root="/"):
+    """Distribution, major version, codename and family from os-release."""
+    rel = os_release(root)
+    dist_id = rel.get("ID", "").lower()
+    family = OS_FAMILIES.get(dist_id)
+    if family is None:
+        for like in rel.get("ID_LIKE", "").lower().split():
+            if like in OS_FAMILIES:
+                family = OS_FAMILIES[like]
+                break
+    version = rel.get("VERSION_ID", "")
+    # Ubuntu's major is "24.04" (a release is year.month); elsewhere the first field.
+    major = version if dist_id == "ubuntu" else version.split(".")[0]
+    return {
+        "id": dist_id or None,
+        "name": rel.get("PRETTY_NAME") or rel.get("NAME"),
+        "family": family,
+        "version": version or None,
+        "major_version": major or None,
+        "codename": rel.get("VERSION_CODENAME") or None,
+    }
+
+
+def architecture():
+    """Machine architecture in the kernel's words (x86_64, aarch64)."""
+    return platform.machine()
+
+
+def init_system(root="/"):
+    """What runs as PID 1 and whether systemd manages this boot."""
+    comm = read_text(_path(root, "proc/1/comm"))
+    # /run/systemd/system exists only when systemd is the running init (sd_booted()).
+    booted = os.path.isdir(_path(root, "run/systemd/system"))
+    return {"pid1": comm, "systemd": booted}
+
+
+def virtualization(root="/", run=None):
+    """Container and VM detection: systemd-detect-virt where present, else markers."""
+    result = {"container": None, "vm": None}
+    if run is not None:
+        for kind, flag in (("container", "--container"), ("vm", "--vm")):
+            rc, out, _err = run(["systemd-detect-virt", flag])
+            word = out.strip()
+            # rc 1 with "none" means "not virtualized"; other failures mean "no tool".
+            if word:
+                result[kind] = word
+            elif rc == 0:
+                result[kind] = "none"
+    if result["container"] is None:
+        marker = read_text(_path(root, "run/systemd/container"))
+        if marker:
+            result["container"] = marker
+        elif os.path.exists(_path(root, "run/.containerenv")):
+            result["container"] = "podman"
+        elif os.path.exists(_path(root, ".dockerenv")):
+            result["container"] = "docker"
+    return result
+
+
+def kernel_release():
+    """The running kernel's release string (uname -r)."""
+    return platform.release()
+
+
+def installed_nvidia_modules(root="/"):
+    """nvidia.ko files built or installed for each kernel: {kernel: [paths]}."""
+    found = {}
+    base = _path(root, "lib/modules")
+    try:
+        kernels = sorted(os.listdir(base))
+    except OSError:
+        return found
+    for kernel in kernels:
+        paths = []
+        for pattern in NVIDIA_KO_GLOBS:
+            paths.extend(sorted(glob.glob(os.path.join(base, kernel, pattern))))
+        if paths:
+            found[kernel] = ["/" + os.path.relpath(p, root) for p in paths]
+    return found
+
+
+def headers_installed(release, root="/"):
+    """Kernel build tree present for ``release`` (what DKMS builds against)."""
+    return os.path.isdir(_path(root, "lib/modules", release, "build"))
+
+
+def headers_package(family, release):
+    """The package that provides build headers for ``release`` on this family."""
+    if family == "Debian":
+        return "linux-headers-%s" % release
+    if family == "RedHat":
+        return "kernel-devel-%s" % release
+    return None
+
+
+def package_available(family, name, run):
+    """Whether the package manager's cached metadata offers ``name``; None if unknown.
+
+    Cache only: preflight must not refresh repositories (slow, and a change).
+    """
+    if family == "Debian":
+        rc, out, _err = run(["apt-cache", "policy", name])
+        if rc != 0:
+            return None
+        for line in out.splitlines():
+            line = line.strip()
+            if line.startswith("Candidate:"):
+                return line.split(":", 1)[1].strip() not in ("", "(none)")
+        return False
+    if family == "RedHat":
+        rc, out, _err = run(["dnf", "-q", "--cacheonly", "repoquery", name])
+        if rc != 0:
+            return None
+        return bool(out.strip())
+    return None
+
+
+def package_versions(family, names, run):
+    """Installed versions of ``names`` in one query: {name: version or None}."""
+    versions = dict((n, None) for n in names)
+    if not names:
+        return versions
+    if family == "Debian":
+        argv = ["dpkg-query", "-W", "-f", "${Package}\t${Version}\t${db:Status-Status}\n"] + list(names)
+    elif family == "RedHat":
+        argv = ["rpm", "-q", "--qf", "%{NAME}\t%{VERSION}-%{RELEASE}\tinstalled\n"] + list(names)
+    else:
+        return versions
+    # Both tools exit non-zero when any name is unknown but still print the rest.
+    _rc, out, _err = run(argv)
+    for line in out.splitlines():
+        fields = line.split("\t")
+        if len(fields) == 3 and fields[0] in versions and fields[2] == "installed":
+            versions[fields[0]] = fields[1]
+    return versions
+
+
+def service_states(names, run):
+    """Active and enablement state of systemd units in one `systemctl show`."""
+    states = dict((n, {"active": None, "enabled": None}) for n in names)
+    if not names:
+        return states
+    units = [n if "." in n else n + ".service" for n in names]
+    rc, out, _err = run(["systemctl", "show", "--property=Id,ActiveState,UnitFileState", "--"] + units)
+    if rc != 0:
+        return states
+    # One block per unit, in the order asked, separated by blank lines.
+    blocks = [b for b in out.strip().split("\n\n")]
+    for name, block in zip(names, blocks):
+        props = dict(line.split("=", 1) for line in block.splitlines() if "=" in line)
+        states[name] = {
+            "active": props.get("ActiveState") or None,
+            "enabled": props.get("UnitFileState") or None,
+        }
+    return states
+
+
+def nvml_library(run, root="/"):
+    """The NVML userspace library the dynamic loader finds, with its version.
+
+    The versioned file name (libnvidia-ml.so.<driver version>) behind the
+    libnvidia-ml.so.1 link says which driver's userspace is installed.
+    """
+    rc, out, _err = run(["ldconfig", "-p"])
+    if rc != 0:
+        return None
+    for line in out.splitlines():
+        line = line.strip()
+        if not line.startswith("libnvidia-ml.so.1 ") or "=>" not in line:
+            continue
+        path = line.split("=>", 1)[1].strip()
+        real = os.path.realpath(_path(root, path))
+        name = os.path.basename(real)
+        version = name[len("libnvidia-ml.so."):] if name.startswith("libnvidia-ml.so.") else None
+        if version == "1":
+            version = None
+        return {"path": path, "version": version}
+    return None

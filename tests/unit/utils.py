@@ -1,0 +1,37 @@
+"""Helpers shared by the module unit tests."""
+
+import json
+
+import pytest
+from ansible.module_utils.testing import patch_module_args
+
+
+def run_module(main, args, capsys):
+    """Run a module's main() with ``args``; return (failed, result dict)."""
+    with patch_module_args(args):
+        with pytest.raises(SystemExit) as exc:
+            main()
+    out = capsys.readouterr().out
+    result = json.loads(out)
+    return exc.value.code != 0, result
+
+
+class FakeRun(object):
+    """Test double for run_command: canned (rc, stdout, stderr) per argv[0].
+
+    The canned outputs are what the real commands printed on lab nodes
+    (tests/unit/fixtures/commands/); anything not listed answers "not found".
+    """
+
+    def __init__(self, answers=None):
+        self.answers = answers or {}
+        self.calls = []
+
+    def __call__(self, argv):
+        self.calls.append(list(argv))
+        answer = self.answers.get(argv[0])
+        if callable(answer):
+            return answer(argv)
+        if answer is None:
+            return 127, "", "%s: not found" % argv[0]
+        return answer

@@ -10,8 +10,6 @@ File readers take ``root`` for tests; the few helpers that need a command take
 
 from __future__ import absolute_import, division, print_function
 
-__metaclass__ = type
-
 import glob
 import os
 import platform
@@ -168,8 +166,8 @@ def package_available(family, name, run):
         rc, out, _err = run(["apt-cache", "policy", name])
         if rc != 0:
             return None
-        for line in out.splitlines():
-            line = line.strip()
+        for raw in out.splitlines():
+            line = raw.strip()
             if line.startswith("Candidate:"):
                 return line.split(":", 1)[1].strip() not in ("", "(none)")
         return False
@@ -230,8 +228,8 @@ def nvml_library(run, root="/"):
     rc, out, _err = run(["ldconfig", "-p"])
     if rc != 0:
         return None
-    for line in out.splitlines():
-        line = line.strip()
+    for raw in out.splitlines():
+        line = raw.strip()
         if not line.startswith("libnvidia-ml.so.1 ") or "=>" not in line:
             continue
         path = line.split("=>", 1)[1].strip()

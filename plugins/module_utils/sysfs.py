@@ -10,8 +10,6 @@ we learn about a node must work before any driver or tool is installed.
 
 from __future__ import absolute_import, division, print_function
 
-__metaclass__ = type
-
 import os
 import re
 
@@ -33,9 +31,9 @@ def _path(root, *parts):
 def read_text(path, default=None):
     """Return a sysfs/procfs file's text stripped, or ``default`` when unreadable."""
     try:
-        with open(path, "r") as handle:
+        with open(path) as handle:
             return handle.read().strip()
-    except (IOError, OSError, UnicodeDecodeError):
+    except (OSError, UnicodeDecodeError):
         return default
 
 
@@ -127,7 +125,7 @@ def _efi_flag(root, name):
     try:
         with open(path, "rb") as handle:
             data = handle.read()
-    except (IOError, OSError):
+    except OSError:
         return None
     if len(data) < 5:
         return None

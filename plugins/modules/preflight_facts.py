@@ -5,7 +5,6 @@
 
 from __future__ import absolute_import, division, print_function
 
-__metaclass__ = type
 
 DOCUMENTATION = r"""
 ---
@@ -117,7 +116,9 @@ ansible_facts:
           description: NVSwitches on the PCI bus (C(count), C(devices)) and the entries in C(/proc/driver/nvidia-nvswitch/devices) (C(procfs)).
           type: dict
         modules:
-          description: Whether each of nvidia, nvidia_uvm, nvidia_modeset, nvidia_drm, nvidia_peermem and nouveau is loaded (null when unknown), and the C(source) read.
+          description: >-
+            Whether each of nvidia, nvidia_uvm, nvidia_modeset, nvidia_drm, nvidia_peermem and nouveau
+            is loaded (null when unknown), and the C(source) read.
           type: dict
         driver:
           description: >-

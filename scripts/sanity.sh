@@ -17,7 +17,10 @@ cp "$ROOT/scripts/ansible-test/get_pip.py" "$cache/get_pip_${pipver//./_}.py"
 copy=$ROOT/.cache/sanity/ansible_collections/gpunode/nvidia
 rm -rf "$copy"
 mkdir -p "$copy"
-(cd "$ROOT" && git ls-files -z --cached --others --exclude-standard | xargs -0 -I{} cp --parents -P {} "$copy/" 2>/dev/null || true)
+# Tracked and new files as they are in the work tree (deleted ones are skipped).
+git -C "$ROOT" ls-files -z --cached --others --exclude-standard | (cd "$ROOT" && while IFS= read -r -d '' f; do
+  if [ -e "$f" ] || [ -L "$f" ]; then cp --parents -P "$f" "$copy/"; fi
+done)
 cd "$copy"
 git init -q
 git add -A

@@ -1,4 +1,3 @@
-#!/usr/bin/env python3
 """How much one preflight_facts call saves against the usual ways of reading a node.
 
 On N lab nodes (podman containers from the lab images) it times, in one run and
@@ -9,7 +8,7 @@ with the same nodes, the median of REPEAT runs of:
                (os-release, uname, PCI scan, modules, driver, Secure Boot, virt,
                headers, packages, services: what a role without the module does)
 and prints the ratios. Times depend on the machine; the ratios are the result.
-Run as root after `lab/lab.sh build`:  .venv/bin/python bench/preflight_round_trip.py
+Run as root after `lab/lab.sh build`:  sudo .venv/bin/python bench/preflight_round_trip.py
 """
 
 import json
@@ -52,7 +51,7 @@ def timed(argv, env):
 
 
 def main():
-    names = ["bench-%s" % uuid.uuid4().hex[:8] for _ in range(NODES)]
+    names = ["bench-%s" % uuid.uuid4().hex[:8] for unused in range(NODES)]
     work = tempfile.mkdtemp(prefix="gpunode-bench-")
     try:
         for name in names:
@@ -82,7 +81,7 @@ def main():
         }
         for argv in cases.values():  # warm-up: caches, bytecode
             timed(argv, env)
-        results = {k: statistics.median(timed(v, env) for _ in range(REPEAT)) for k, v in cases.items()}
+        results = {k: statistics.median(timed(v, env) for unused in range(REPEAT)) for k, v in cases.items()}
     finally:
         subprocess.run(["podman", "rm", "-f", "-t", "0", *names], capture_output=True, check=False)
     report = {

@@ -16,6 +16,10 @@ def test_site_converges_then_changes_nothing(nodes, tmp_path):
     for host in hosts:
         stats = recap(out, host)
         assert stats["changed"] == 0 and stats["failed"] == 0, (host, stats)
+    # Check mode with --diff reads the same nodes and reports the same, changing nothing.
+    check = playbook(hosts, tmp_path, "playbooks/site.yml", "--check", "--diff")
+    assert check.returncode == 0, check.stdout + check.stderr
+    assert all(recap(check.stdout, h)["changed"] == 0 for h in hosts)
     # The run ends with the report: one line per node.
     tail = out[out.rindex("TASK [Print one line per GPU node]"):]
     for host in hosts:

@@ -6,11 +6,7 @@
 set -euo pipefail
 ROOT=$(cd "$(dirname "${BASH_SOURCE[0]}")/.." && pwd)
 . "$ROOT/scripts/lib.sh"
-need_root "$@"
-cd "$ROOT"
-
-bash scripts/setup.sh
-use_venv
+controller_ready "$@"
 bash lab/lab.sh build
 
 passed=0

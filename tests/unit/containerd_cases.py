@@ -252,6 +252,8 @@ def combinations():
 
 def write_case(case, directory):
     """Write the case's files under ``directory``; return the module params for it."""
+    if not os.path.isdir(directory):
+        os.makedirs(directory)
     for rel, text in case.files.items():
         path = os.path.join(directory, rel)
         if text is None:

@@ -27,13 +27,13 @@ description:
     again, so an import loaded later that would undo the runtime stops the module.
   - The new runtime inherits the table and options of the default runtime (else C(runc), else
     C(crun)), as C(nvidia-ctk runtime configure) does, so C(SystemdCgroup) follows the node's.
-  - O(state=absent) removes exactly what O(state=present) added: the drop-in, the imports entry,
-    and the lines or file it created, so the main file is restored byte for byte.
+  - O(state=absent) removes exactly what O(state=present) added (the drop-in, the imports entry,
+    and the lines or file it created), so the main file is restored byte for byte.
   - Malformed TOML, an unknown config version or a layout that cannot work fail with a message that
     says what to do, and change nothing. Writes are atomic; the main file is backed up when edited.
   - k3s and RKE2 rewrite their containerd configuration from a template at every start; the module
     refuses to edit those files and says what to do instead.
-  - Needs no library beyond the Python standard library (3.6 or later): it carries its own TOML
+  - Needs no library beyond the Python standard library (3.6 or later). It carries its own TOML
     reader and writer, since Python has no TOML writer and no reader before 3.11.
 author:
   - gpunode.nvidia maintainers
@@ -84,7 +84,7 @@ options:
   default_runtime_options:
     description:
       - Options to set on the default runtime (usually runc) before the new runtime inherits them,
-        such as C({SystemdCgroup: true}) on nodes that use the systemd cgroup driver.
+        such as V(SystemdCgroup=true) on nodes that use the systemd cgroup driver.
       - They live in the drop-in too, so O(state=absent) takes them back.
     type: dict
     default: {}
@@ -126,7 +126,7 @@ notes:
   - Restart containerd after a change (the role does it through a handler); C(config dump) reads the
     files, so the check does not need the daemon.
   - Before containerd 2.1 the drop-in holds a copy of the CRI plugin table. A later edit of that
-    table in the main file is hidden by the copy until the module runs again: run it after every
+    table in the main file is hidden by the copy until the module runs again; run it after every
     change of the main file (config managers that rewrite config.toml should run before it).
   - The drop-in gets the main file's permissions, since it may copy registry credentials.
 seealso:

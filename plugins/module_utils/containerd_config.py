@@ -298,12 +298,13 @@ def get_path(data, path):
 def add_import(text, doc, path):
     """``text`` with ``path`` appended to the top-level imports; returns (text, edit)."""
     literal = toml_rw.format_string(path)
+    newline = "\r\n" if "\r\n" in text else "\n"
     span = doc.spans.get("imports")
     if span is None:
-        line = "imports = [%s]\n" % literal
+        line = "imports = [%s]%s" % (literal, newline)
         version = doc.spans.get("version")
         at = version.end if version is not None else 0
-        prefix = "\n" if at > 0 and text[at - 1] != "\n" else ""
+        prefix = newline if at > 0 and text[at - 1] != "\n" else ""
         return text[:at] + prefix + line + text[at:], "imports"
     if not span.items:
         at = span.value_start + 1
@@ -314,7 +315,7 @@ def add_import(text, doc, path):
         indent = text[line_start:last_start]
         if indent.strip():
             indent = "  "
-        insert = ",\n" + indent + literal
+        insert = "," + newline + indent + literal
     else:
         insert = ", " + literal
     return text[:last_end] + insert + text[last_end:], "entry"
@@ -542,7 +543,7 @@ def plan_present(params, main_text, dropin_text, semantics, *, defaults=lambda: 
     elif not doc.data:
         # Empty, or comments only: nothing to keep but the text itself.
         version = semantics.fresh_config_version()
-        main_after = "version = %d\n" % version + main_text
+        main_after = "version = %d%s" % (version, "\r\n" if "\r\n" in main_text else "\n") + main_text
         main_after, _edit = add_import(main_after, parse_config(config_path, main_after), dropin_path)
         edits.update(("version", "imports"))
     else:

@@ -252,6 +252,16 @@ def test_multi_line_imports_get_a_line_of_their_own(tmp_path):
     assert "# the site's registry settings" in result.main_after
 
 
+def test_windows_line_ends_are_kept(tmp_path):
+    params = cases.write_case(cases.CASES["custom-cni-v2"], case_dir(tmp_path, "crlf"))
+    original = cases.CUSTOM_CNI_V2.replace("\n", "\r\n")
+    with open(params["config_path"], "w", newline="") as handle:
+        handle.write(original)
+    result = plan(params, "1.7")
+    assert result.main_after == original.replace("version = 2\r\n", 'version = 2\r\nimports = ["%s"]\r\n' % params["dropin_path"])
+    assert cc.plan_absent(params, result.main_after, result.dropin_after).main_after == original
+
+
 def test_relative_globs_follow_each_release(tmp_path):
     semantics_16, semantics_17 = cases.semantics("1.6"), cases.semantics("1.7")
     (tmp_path / "conf.d").mkdir()

@@ -21,6 +21,9 @@ use_venv() {
   export ANSIBLE_CONFIG=$ROOT/ansible.cfg
   export ANSIBLE_COLLECTIONS_PATH=$ROOT/.cache/collections
   export ANSIBLE_ROLES_PATH=$ROOT/roles
+  # Our own Ansible home: tools that install collections (ansible-lint) must not
+  # leave a copy of this collection in ~/.ansible that shadows the work tree.
+  export ANSIBLE_HOME=$ROOT/.ansible
 }
 
 # The common start of the entry scripts: root, this checkout, set-up done, venv on PATH.

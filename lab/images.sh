@@ -13,7 +13,10 @@ declare -A LAB_SUITE=([bookworm]=bookworm [trixie]=trixie [trixie-c2]=trixie)
 
 lab_recipe_hash() {
   # Everything that shapes an image: this file and the rootfs overlay.
-  cat "$LAB_DIR/images.sh" $(find "$LAB_DIR/rootfs" -type f | sort) | sha256sum | cut -c1-16
+  {
+    cat "$LAB_DIR/images.sh"
+    find "$LAB_DIR/rootfs" -type f -print0 | sort -z | xargs -0 cat
+  } | sha256sum | cut -c1-16
 }
 
 lab_image_current() {  # flavour -> 0 when the image exists and matches the recipe
@@ -88,7 +91,7 @@ lab_build_images() {  # flavours...
   for s in "${pids[@]}"; do wait "$s" || return 1; done
   for f in "${todo[@]}"; do
     s=${LAB_SUITE[$f]}
-    rm -rf "$LAB_BUILD_DIR/$f"
+    rm -rf "${LAB_BUILD_DIR:?}/$f"
     cp -a "$LAB_BUILD_DIR/$s.base" "$LAB_BUILD_DIR/$f"
     lab_prepare_rootfs "$f" "$LAB_BUILD_DIR/$f"
     lab_import "$f" "$LAB_BUILD_DIR/$f"

@@ -126,15 +126,16 @@ lab_write_inventory() {  # node lines
 
 lab_down() {
   local ids vols
-  ids=$(podman ps -aq --filter label=gpunode.lab=1)
-  if [ -n "$ids" ]; then
+  mapfile -t ids < <(podman ps -aq --filter label=gpunode.lab=1)
+  if [ ${#ids[@]} -gt 0 ]; then
     # Collect the anonymous volumes first: they outlive their containers.
-    vols=$(podman inspect --format '{{range .Mounts}}{{if eq .Type "volume"}}{{.Name}} {{end}}{{end}}' $ids)
-    podman rm -f -t 5 $ids >/dev/null
-    [ -n "${vols// /}" ] && podman volume rm -f $vols >/dev/null
+    mapfile -t vols < <(podman inspect --format \
+      '{{range .Mounts}}{{if eq .Type "volume"}}{{println .Name}}{{end}}{{end}}' "${ids[@]}" | grep .)
+    podman rm -f -t 5 "${ids[@]}" >/dev/null
+    if [ ${#vols[@]} -gt 0 ]; then podman volume rm -f "${vols[@]}" >/dev/null; fi
   fi
   rm -f "$(lab_inventory_path)"
-  [ "${1:-}" = quiet ] || echo "lab: removed $(wc -w <<<"$ids") node(s)"
+  [ "${1:-}" = quiet ] || echo "lab: removed ${#ids[@]} node(s)"
 }
 
 main() {

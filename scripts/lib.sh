@@ -22,3 +22,11 @@ use_venv() {
   export ANSIBLE_COLLECTIONS_PATH=$ROOT/.cache/collections
   export ANSIBLE_ROLES_PATH=$ROOT/roles
 }
+
+# The common start of the entry scripts: root, this checkout, set-up done, venv on PATH.
+controller_ready() {
+  need_root "$@"
+  cd "$ROOT" || exit 1
+  bash "$ROOT/scripts/setup.sh"
+  use_venv
+}

@@ -8,7 +8,7 @@ ROOT=$(cd "$(dirname "${BASH_SOURCE[0]}")/.." && pwd)
 . "$ROOT/scripts/lib.sh"
 need_root "$@"
 
-APT_PACKAGES=(podman runc debootstrap python3-venv git ca-certificates)
+APT_PACKAGES=(podman runc debootstrap python3-venv git ca-certificates shellcheck)
 missing=()
 for p in "${APT_PACKAGES[@]}"; do
   dpkg-query -W -f '${db:Status-Status}' "$p" 2>/dev/null | grep -qx installed || missing+=("$p")

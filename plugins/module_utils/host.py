@@ -209,7 +209,7 @@ def service_states(names, run):
     if rc != 0:
         return states
     # One block per unit, in the order asked, separated by blank lines.
-    blocks = [b for b in out.strip().split("\n\n")]
+    blocks = out.strip().split("\n\n")
     for name, block in zip(names, blocks):
         props = dict(line.split("=", 1) for line in block.splitlines() if "=" in line)
         states[name] = {

@@ -24,15 +24,17 @@ description:
   - Needs no library beyond the Python standard library and reads repository metadata from the
     package manager's cache only.
 author:
-  - gpunode.nvidia maintainers
+  - gpunode.nvidia maintainers (!UNKNOWN)
 attributes:
   check_mode:
     support: full
     description: Read-only; runs the same in check mode.
   diff_mode:
     support: none
+    description: Changes nothing, so there is nothing to show.
   facts:
     support: full
+    description: Publishes C(gpunode_preflight).
 options:
   kernel_release:
     description:

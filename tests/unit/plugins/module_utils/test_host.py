@@ -8,17 +8,14 @@ from ... import hosts
 from ...conftest import FIXTURES
 from ...utils import FakeRun
 
-LAB_VM = os.path.join(FIXTURES, "hosts", "lab-vm-debian12")
-LAB_NODE = os.path.join(FIXTURES, "hosts", "lab-node-bookworm")
-
 
 def recorded(name):
     with open(os.path.join(FIXTURES, "commands", name)) as handle:
         return handle.read()
 
 
-def test_debian_os_facts_from_recorded_trees():
-    for root in (LAB_VM, LAB_NODE):
+def test_debian_os_facts_from_recorded_trees(lab_node, lab_vm):
+    for root in (lab_vm, lab_node):
         facts = host.os_facts(root)
         assert facts["id"] == "debian" and facts["family"] == "Debian"
         assert facts["major_version"] == "12" and facts["codename"] == "bookworm"
@@ -50,32 +47,32 @@ def test_os_release_fallback_and_absence(tmp_path):
     assert host.os_facts(str(tmp_path))["major_version"] == "13"
 
 
-def test_init_system(tmp_path):
-    assert host.init_system(LAB_NODE) == {"pid1": "systemd", "systemd": True}
+def test_init_system(lab_node, tmp_path):
+    assert host.init_system(lab_node) == {"pid1": "systemd", "systemd": True}
     assert host.init_system(str(hosts.gpu_machine_h100(tmp_path))) == {"pid1": "init", "systemd": False}
 
 
-def test_virtualization_from_systemd_detect_virt():
+def test_virtualization_from_systemd_detect_virt(lab_node):
     run = FakeRun({"systemd-detect-virt": lambda argv: (0, "podman\n" if argv[1] == "--container" else "kvm\n", "")})
-    assert host.virtualization(LAB_NODE, run) == {"container": "podman", "vm": "kvm"}
+    assert host.virtualization(lab_node, run) == {"container": "podman", "vm": "kvm"}
     # Exit 1 with "none" is systemd-detect-virt's "not virtualized".
     run = FakeRun({"systemd-detect-virt": (1, "none\n", "")})
-    assert host.virtualization(LAB_NODE, run) == {"container": "none", "vm": "none"}
+    assert host.virtualization(lab_node, run) == {"container": "none", "vm": "none"}
 
 
-def test_virtualization_markers_without_the_tool(tmp_path):
-    assert host.virtualization(LAB_NODE, FakeRun())["container"] == "podman"
+def test_virtualization_markers_without_the_tool(lab_node, tmp_path):
+    assert host.virtualization(lab_node, FakeRun())["container"] == "podman"
     assert host.virtualization(str(hosts.gpu_machine_h100(tmp_path)), FakeRun()) == {"container": "docker", "vm": None}
 
 
-def test_installed_modules_and_headers(tmp_path):
+def test_installed_modules_and_headers(lab_node, tmp_path):
     root = str(hosts.hgx_h100(tmp_path))
     assert host.installed_nvidia_modules(root) == {
         "6.8.0-87-generic": ["/lib/modules/6.8.0-87-generic/updates/dkms/nvidia.ko.zst"],
     }
     assert host.headers_installed("6.8.0-87-generic", root) is True
     assert host.headers_installed("6.8.0-90-generic", root) is False
-    assert host.installed_nvidia_modules(LAB_NODE) == {}
+    assert host.installed_nvidia_modules(lab_node) == {}
 
 
 def test_headers_package_names():

@@ -5,25 +5,21 @@ import os
 from ansible_collections.gpunode.nvidia.plugins.module_utils import sysfs
 
 from ... import hosts
-from ...conftest import FIXTURES
-
-LAB_VM = os.path.join(FIXTURES, "hosts", "lab-vm-debian12")
-LAB_NODE = os.path.join(FIXTURES, "hosts", "lab-node-bookworm")
 
 
-def test_lab_vm_pci_is_read_and_has_no_nvidia():
-    devices = sysfs.pci_devices(LAB_VM)
+def test_lab_vm_pci_is_read_and_has_no_nvidia(lab_vm):
+    devices = sysfs.pci_devices(lab_vm)
     assert [d["address"] for d in devices] == [
         "0000:00:00.0", "0000:00:01.0", "0000:00:02.0", "0000:00:03.0", "0000:00:04.0", "0000:00:05.0",
     ]
     net = devices[3]
     assert (net["vendor"], net["device"], net["class"], net["driver"]) == ("0x1af4", "0x1041", "0x020000", "virtio-pci")
     assert devices[0]["driver"] is None
-    assert sysfs.nvidia_pci(LAB_VM) == ([], [])
+    assert sysfs.nvidia_pci(lab_vm) == ([], [])
 
 
-def test_lab_vm_without_proc_modules_falls_back_to_sys_module():
-    loaded, source = sysfs.kernel_modules(["nvidia", "nouveau", "8250"], LAB_VM)
+def test_lab_vm_without_proc_modules_falls_back_to_sys_module(lab_vm):
+    loaded, source = sysfs.kernel_modules(["nvidia", "nouveau", "8250"], lab_vm)
     assert source == "/sys/module"
     assert loaded == {"nvidia": False, "nouveau": False, "8250": True}
 
@@ -32,8 +28,8 @@ def test_unreadable_module_state_is_unknown(tmp_path):
     assert sysfs.kernel_modules(["nvidia"], str(tmp_path)) == ({"nvidia": None}, None)
 
 
-def test_lab_nodes_have_no_driver_and_bios_boot():
-    for root in (LAB_VM, LAB_NODE):
+def test_lab_nodes_have_no_driver_and_bios_boot(lab_node, lab_vm):
+    for root in (lab_vm, lab_node):
         assert sysfs.loaded_driver(root) is None
         assert sysfs.nvswitch_procfs_devices(root) == []
         assert sysfs.secure_boot(root) == {"firmware": "bios", "enabled": False, "setup_mode": None}

@@ -1,0 +1,92 @@
+#!/usr/bin/env bash
+# Set up everything the tests need on this Debian/Ubuntu machine, then run them all:
+# lint, ansible-test sanity, collection build, unit tests, lab tests, molecule scenarios.
+#   scripts/test.sh                 everything
+#   MOLECULE_SCENARIOS="preflight" scripts/test.sh   only these scenarios
+set -euo pipefail
+ROOT=$(cd "$(dirname "${BASH_SOURCE[0]}")/.." && pwd)
+. "$ROOT/scripts/lib.sh"
+controller_ready "$@"
+bash lab/lab.sh build
+
+passed=0
+failed=0
+failures=()
+step() {  # name command... : runs, times and records one step; keeps going on failure
+  local name=$1 start rc
+  shift
+  say "$name"
+  start=$(date +%s)
+  set +e
+  "$@"
+  rc=$?
+  set -e
+  printf '    %s: %s in %ss\n' "$name" "$([ $rc -eq 0 ] && echo ok || echo "FAILED (exit $rc)")" "$(($(date +%s) - start))"
+  [ $rc -eq 0 ] || failures+=("$name")
+}
+
+count() {  # WORD-regex TEXT -> the sum of the numbers before WORD in TEXT
+  { grep -oE "[0-9]+ ($1)" <<<"$2" || true; } | awk '{s += $1} END {print s + 0}'
+}
+
+# pytest with its counts added to the run's totals; "no tests collected" (exit 5)
+# is a failure here: every suite this script names must have tests.
+run_pytest() {
+  local log rc counts
+  log=$(mktemp)
+  set +e
+  python -m pytest -q -p no:cacheprovider "$@" 2>&1 | tee "$log"
+  rc=${PIPESTATUS[0]}
+  set -e
+  counts=$(tail -n 1 "$log")
+  rm -f "$log"
+  passed=$((passed + $(count passed "$counts")))
+  failed=$((failed + $(count 'failed|errors?' "$counts")))
+  if [ "$rc" -eq 5 ]; then
+    echo "pytest collected no tests in $*" >&2
+    failed=$((failed + 1))
+    return 1
+  fi
+  return "$rc"
+}
+
+molecule_all() {
+  local s rc=0 log
+  for s in ${MOLECULE_SCENARIOS:-$(ls molecule)}; do
+    [ -f "molecule/$s/molecule.yml" ] || continue
+    log=$(mktemp)
+    say "molecule test -s $s"
+    if molecule test -s "$s" >"$log" 2>&1; then
+      echo "    molecule $s: ok"
+    else
+      echo "    molecule $s: FAILED; its log:"
+      cat "$log"
+      rc=1
+    fi
+    # The verifier is pytest-testinfra: count its results with the rest.
+    local line
+    line=$(grep -aoE '=+ [0-9]+ passed.*' "$log" | tail -n 1 || true)
+    passed=$((passed + $(count passed "$line")))
+    failed=$((failed + $(count 'failed|errors?' "$line")))
+    [ -n "$line" ] || { echo "    molecule $s: no verifier results" >&2; rc=1; }
+    rm -f "$log"
+  done
+  return $rc
+}
+
+step "ruff" ruff check .
+step "yamllint" yamllint -s .
+step "ansible-lint (production profile)" ansible-lint
+step "ansible-test sanity" bash scripts/sanity.sh
+step "unit tests" run_pytest tests/unit
+step "collection build and docs" run_pytest tests/build
+step "lab tests (podman nodes)" run_pytest tests/lab
+step "molecule scenarios" molecule_all
+
+say "summary"
+if [ ${#failures[@]} -gt 0 ]; then
+  echo "failed steps: ${failures[*]}"
+  failed=$((failed > 0 ? failed : 1))
+fi
+echo "gpunode tests: $passed passed, $failed failed"
+[ ${#failures[@]} -eq 0 ]

@@ -9,6 +9,12 @@ stage result each, ``{"stage", "status", "reason", "details"}`` with status
 pass, fail, skip (by the user, or not applicable) or blocked (an earlier stage
 did not pass), then into the node's report and the run's table. Kept here, in
 Python, so every verdict is unit-tested.
+
+The probes run with ``failed_when: false`` (a verdict, not a task error, is
+what a failed probe means here), which leaves ``failed`` false on every
+result: success is read from what only a successful run returns instead
+(``passed`` from nvml_check, ``diff`` from containerd_runtime in check mode,
+``resources`` from k8s_info, ``rc`` from commands).
 """
 
 from __future__ import absolute_import, division, print_function
@@ -31,6 +37,12 @@ def _last_line(*texts):
         if lines:
             return lines[-1]
     return ""
+
+
+def _command_missing(result):
+    """A command task whose binary does not exist (ansible-core reports rc 2 and no output)."""
+    msg = result.get("msg") or ""
+    return result.get("rc") == 2 and ("No such file" in msg or (msg == "Error executing command." and not result.get("stderr")))
 
 
 def _failure_text(result):
@@ -109,17 +121,15 @@ def validate_toolkit_stage(probes, runtime_check):
         version = _version_of(probe)
         binaries[path] = version
         if version is None:
-            missing = probe.get("rc") == 2 or "No such file" in (probe.get("msg") or "")
+            missing = _command_missing(probe)
             problems.append("%s %s" % (path, "is not installed (install the NVIDIA container toolkit: container_toolkit role)" if missing
                                        else "does not work: %s" % _failure_text(probe)))
     check = runtime_check or {}
     configured = None
-    if check.get("failed"):
-        problems.append("could not read containerd's configuration: %s" % _failure_text(check))
-    elif not check.get("skipped"):
-        would_change = _would_change(check)
+    if not check.get("skipped"):
+        would_change = None if check.get("failed") else _would_change(check)
         if would_change is None:
-            problems.append("containerd_runtime returned no diff in check mode: cannot tell whether the runtime is configured")
+            problems.append("could not tell whether containerd has the runtime (containerd_runtime: %s)" % _failure_text(check))
         else:
             configured = not would_change
             if would_change:
@@ -141,8 +151,10 @@ def validate_container_stage(steps, image, expected_gpus, check_mode=False):
     """
     probe, imported, pulled, run = (steps.get(k) or {} for k in ("probe", "import", "pull", "run"))
     details = {"image": image, "expected_gpus": expected_gpus}
-    if probe.get("failed") or probe.get("rc", 0) != 0:
-        return _stage("container", "fail", "containerd does not answer (is it installed and running?): %s" % _failure_text(probe), details)
+    if _command_missing(probe):
+        return _stage("container", "fail", "ctr is not installed: install containerd (the containerd role)", details)
+    if probe.get("rc") != 0:
+        return _stage("container", "fail", "containerd does not answer (is it running?): %s" % _failure_text(probe), details)
     if imported and not imported.get("skipped") and imported.get("rc", 0) != 0:
         return _stage("container", "fail", "importing the image tarball failed: %s" % _failure_text(imported), details)
     if pulled and not pulled.get("skipped") and pulled.get("rc", 0) != 0:
@@ -177,7 +189,7 @@ def validate_node_capacity(nodes_result, node_name, resource="nvidia.com/gpu", m
     ``nodes_result``: kubernetes.core.k8s_info over kind Node.
     """
     details = {"node": node_name, "resource": resource, "minimum": minimum}
-    if nodes_result.get("failed"):
+    if nodes_result.get("failed") or "resources" not in nodes_result:
         return _stage("plugin", "fail", "could not read the Kubernetes nodes: %s" % _failure_text(nodes_result), details)
     node = None
     for item in nodes_result.get("resources") or []:

@@ -313,7 +313,10 @@ def cuda_version_text(value):
 
 def _gpu_fields(lib, handle):
     """(field name, reader) in the order they are read and returned."""
-    const = lambda name, default: getattr(lib, name, default)  # noqa: E731 - older bindings lack some constants
+
+    def const(name, default):
+        return getattr(lib, name, default)  # older bindings lack some constants
+
     unc = const("NVML_MEMORY_ERROR_TYPE_UNCORRECTED", 1)
 
     def memory():

@@ -22,7 +22,7 @@ description:
     expectation needs the feature (ECC on, MIG enabled, fabric required).
   - When NVML cannot start, the only check is C(nvml), failed with the reason and what to do.
 author:
-  - gpunode.nvidia maintainers
+  - gpunode.nvidia maintainers (!UNKNOWN)
 requirements:
   - nvidia-ml-py (C(import pynvml)) on the node, in any Python the module can reach
 attributes:
@@ -31,6 +31,7 @@ attributes:
     description: Read-only; runs the same in check mode.
   diff_mode:
     support: none
+    description: Reads only; there is nothing to diff.
 options:
   driver_version:
     description: Exact driver version expected, for example C(580.159.04).
@@ -207,8 +208,8 @@ def check_driver_branch(info, want):
     version = info.get("driver_version")
     branch = (version or "").split(".")[0]
     ok = branch == want
-    return _check("driver_branch", ok, want, branch, "driver %s is branch %s, expected %s%s" % (version, branch, want,
-                                                                                               _unless(ok, "install the branch asked for")))
+    message = "driver %s is branch %s, expected %s%s" % (version, branch, want, _unless(ok, "install the branch asked for"))
+    return _check("driver_branch", ok, want, branch, message)
 
 
 def check_min_cuda(info, want):
@@ -216,8 +217,8 @@ def check_min_cuda(info, want):
     if cuda is None:
         return _check("min_cuda_version", False, want, None, "NVML does not report the driver's CUDA version (driver too old)")
     ok = nvml.version_tuple(cuda) >= nvml.version_tuple(want)
-    return _check("min_cuda_version", ok, want, cuda, "driver supports CUDA %s, need at least %s%s" % (cuda, want,
-                                                                                                     _unless(ok, "install a newer driver branch")))
+    message = "driver supports CUDA %s, need at least %s%s" % (cuda, want, _unless(ok, "install a newer driver branch"))
+    return _check("min_cuda_version", ok, want, cuda, message)
 
 
 def check_gpu_count(info, want):

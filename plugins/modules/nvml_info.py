@@ -24,7 +24,7 @@ description:
   - Uses nvidia-ml-py (C(pynvml)). When the module's Python lacks it, the module re-runs itself under the
     first of O(python_interpreters) and a list of known places that has it.
 author:
-  - gpunode.nvidia maintainers
+  - gpunode.nvidia maintainers (!UNKNOWN)
 requirements:
   - nvidia-ml-py (C(import pynvml)) on the node, in any Python the module can reach
   - the NVIDIA driver (C(libnvidia-ml.so.1) and the loaded kernel module)
@@ -34,6 +34,7 @@ attributes:
     description: Read-only; runs the same in check mode.
   diff_mode:
     support: none
+    description: Reads only; there is nothing to diff.
 options:
   python_interpreters:
     description:

@@ -148,7 +148,6 @@ class FakeNVML(types.ModuleType):
             raise _error(value.code)
         return value
 
-
     def nvmlDeviceGetName(self, h):
         return self._get(h, "name")
 

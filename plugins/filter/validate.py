@@ -27,6 +27,12 @@ _GPU_LINE = re.compile(r"^GPU (\d+): (.+?) \(UUID: ([^)]+)\)\s*$")
 _VERSION = re.compile(r"version (\S+)")
 
 
+def _as_list(value):
+    if value is None:
+        return []
+    return value if isinstance(value, list) else [value]
+
+
 def _stage(stage, status, reason, details=None):
     return {"stage": stage, "status": status, "reason": reason, "details": details or {}}
 
@@ -96,16 +102,22 @@ def _version_of(probe):
 
 
 def _would_change(result):
-    """Whether a module run in check mode with diff would change something; None when it gave no diff.
+    """Whether containerd_runtime, run in check mode with diff, would change something; None when it could not tell.
 
     The task runs with changed_when false, so that a validation never reports
-    a change; the diff it returns still says what it would change.
+    a change of its own; the module returns a diff only when it would change
+    something, and its result keys (config_path, imports) only when it ran.
     """
-    diff = result.get("diff")
-    if diff is None:
+    if result.get("failed") or "msg" in result:
         return None
-    diffs = diff if isinstance(diff, list) else [diff]
-    return any(d.get("before") != d.get("after") for d in diffs if isinstance(d, dict))
+    diff = result.get("diff")
+    if diff:
+        diffs = diff if isinstance(diff, list) else [diff]
+        if any(d.get("before") != d.get("after") for d in diffs if isinstance(d, dict)):
+            return True
+    if "config_path" in result and "imports" in result:
+        return False
+    return None
 
 
 def validate_toolkit_stage(probes, runtime_check):
@@ -126,20 +138,29 @@ def validate_toolkit_stage(probes, runtime_check):
                                        else "does not work: %s" % _failure_text(probe)))
     check = runtime_check or {}
     configured = None
+    name = ((check.get("invocation") or {}).get("module_args") or {}).get("name") or "nvidia"
     if not check.get("skipped"):
-        would_change = None if check.get("failed") else _would_change(check)
+        would_change = _would_change(check)
         if would_change is None:
-            problems.append("could not tell whether containerd has the runtime (containerd_runtime: %s)" % _failure_text(check))
+            problems.append("could not tell whether containerd has the %s runtime (containerd_runtime: %s)" % (name, _failure_text(check)))
         else:
             configured = not would_change
             if would_change:
-                problems.append("the %s runtime is not configured in containerd (or differs from what the containerd role sets): run the"
-                                " containerd role" % check.get("invocation", {}).get("module_args", {}).get("name", "nvidia"))
-    details = {"binaries": binaries, "containerd_runtime_configured": configured}
+                problems.append("the %s runtime is not configured in containerd as the containerd role sets it (%s): run the containerd role"
+                                % (name, ", ".join(d.get("after_header", "?") for d in _as_list(check.get("diff")))))
+    details = {
+        "binaries": binaries,
+        "containerd_runtime_configured": configured,
+        "containerd_version": check.get("containerd_version"),
+        "containerd_config": check.get("config_path"),
+        # What `containerd config dump` shows for the runtime (read when nothing is pending).
+        "effective_runtime": (check.get("effective") or {}).get("runtime"),
+    }
     if problems:
         return _stage("toolkit", "fail", "; ".join(problems), details)
     versions = ", ".join("%s %s" % (path.rsplit("/", 1)[-1], version) for path, version in sorted(binaries.items()))
-    return _stage("toolkit", "pass", "%s; the nvidia runtime is configured in containerd" % versions, details)
+    return _stage("toolkit", "pass", "%s; the %s runtime is configured in containerd %s%s" % (
+        versions, name, details["containerd_version"] or "", " (confirmed by its config dump)" if details["effective_runtime"] else ""), details)
 
 
 def validate_container_stage(steps, image, expected_gpus, check_mode=False):

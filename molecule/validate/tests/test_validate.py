@@ -67,9 +67,20 @@ def test_toolkit_stage_reports_what_is_installed(host):
     assert toolkit["status"] == "fail"
     runc = host.check_output("/usr/bin/runc --version | head -n1").split()[-1]
     assert toolkit["details"]["binaries"] == {"/usr/bin/runc": runc, "/usr/bin/nvidia-ctk": None}
-    assert "/usr/bin/nvidia-ctk is not installed" in toolkit["reason"]
-    assert toolkit["details"]["containerd_runtime_configured"] is False
-    assert "not configured in containerd" in toolkit["reason"]
+    # Only the missing toolkit fails it: containerd has the runtime (registered in prepare).
+    assert toolkit["reason"] == "/usr/bin/nvidia-ctk is not installed (install the NVIDIA container toolkit: container_toolkit role)"
+
+
+def test_toolkit_stage_asked_containerd_runtime_and_containerd_itself(host):
+    if host.backend.name not in CONTAINER_NODES:
+        pytest.skip("blocked here")
+    details = stages(host)["toolkit"]["details"]
+    assert details["containerd_runtime_configured"] is True
+    assert details["containerd_version"] == host.check_output("containerd --version").split()[2].split("~")[0]
+    # containerd_runtime read `containerd config dump`: the runtime is in the effective configuration.
+    assert details["effective_runtime"]["options"]["BinaryName"] == "/usr/bin/nvidia-container-runtime"
+    dump = host.check_output("containerd config dump")
+    assert 'BinaryName = "/usr/bin/nvidia-container-runtime"' in dump
 
 
 def test_container_stage_really_ran_a_container(host):
@@ -93,7 +104,11 @@ def test_plugin_stage_skipped_without_kubeconfig(host):
     assert plugin["reason"] == "no kubeconfig given (validate_kubeconfig): node capacity not checked"
 
 
-def test_nothing_of_the_stack_was_installed_by_validate(host):
-    # validate only reads: the toolkit it found missing is still missing.
+def test_validate_changed_nothing_on_the_node(host):
+    # validate only reads: the toolkit it found missing is still missing, containerd's files are as prepared.
     assert not host.file("/usr/bin/nvidia-ctk").exists
-    assert not host.file("/etc/containerd/conf.d/99-nvidia.toml").exists
+    if host.backend.name in CONTAINER_NODES:
+        now = host.check_output("find /etc/containerd -type f | sort | xargs sha256sum")
+        assert now == host.file("/var/tmp/containerd-config.sha256").content_string.strip(), "same files, same contents (no new backup)"
+    else:
+        assert not host.file("/etc/containerd").exists

@@ -101,16 +101,29 @@ PROBES_OK = {"results": [
     version_probe("/usr/bin/nvidia-container-runtime", "NVIDIA Container Runtime version 1.17.8\ncommit: f202b80\nspec: 1.2.1\n\nrunc version 1.1.12"),
     version_probe("/usr/bin/nvidia-ctk", "NVIDIA Container Toolkit CLI version 1.17.8\ncommit: f202b80"),
 ]}
-CONFIGURED = {"changed": False, "diff": [{"before": "a", "after": "a"}, {"before": "", "after": ""}]}
-NOT_CONFIGURED = {"changed": False, "diff": {"before": "", "after": "[plugins]\n"}, "invocation": {"module_args": {"name": "nvidia"}}}
+# containerd_runtime's results in check mode with diff, as registered under changed_when: false.
+CONFIGURED = {
+    "changed": False, "config_path": "/etc/containerd/config.toml", "dropin_path": "/etc/containerd/conf.d/99-nvidia.toml",
+    "config_version": 2, "containerd_version": "1.7.24", "imports": ["/etc/containerd/conf.d/99-nvidia.toml"], "binary_exists": True,
+    "effective": {"runtime": {"runtime_type": "io.containerd.runc.v2", "options": {"BinaryName": "/usr/bin/nvidia-container-runtime"}}},
+    "invocation": {"module_args": {"name": "nvidia"}},
+}
+NOT_CONFIGURED = dict(
+    CONFIGURED, effective=None, imports=[],
+    diff=[{"before_header": "/etc/containerd/config.toml", "after_header": "/etc/containerd/config.toml", "before": "version = 2\n",
+           "after": "version = 2\nimports = [\"/etc/containerd/conf.d/99-nvidia.toml\"]\n"},
+          {"before_header": "/etc/containerd/conf.d/99-nvidia.toml (absent)", "after_header": "/etc/containerd/conf.d/99-nvidia.toml",
+           "before": "", "after": "version = 2\n"}])
 
 
 def test_toolkit_pass():
     result = v.validate_toolkit_stage(PROBES_OK, CONFIGURED)
     assert result["status"] == "pass"
-    assert result["reason"] == "nvidia-container-runtime 1.17.8, nvidia-ctk 1.17.8; the nvidia runtime is configured in containerd"
-    assert result["details"] == {"binaries": {"/usr/bin/nvidia-container-runtime": "1.17.8", "/usr/bin/nvidia-ctk": "1.17.8"},
-                                 "containerd_runtime_configured": True}
+    assert result["reason"] == ("nvidia-container-runtime 1.17.8, nvidia-ctk 1.17.8; the nvidia runtime is configured in containerd 1.7.24"
+                                " (confirmed by its config dump)")
+    assert result["details"]["binaries"] == {"/usr/bin/nvidia-container-runtime": "1.17.8", "/usr/bin/nvidia-ctk": "1.17.8"}
+    assert result["details"]["containerd_runtime_configured"] is True
+    assert result["details"]["effective_runtime"]["options"]["BinaryName"] == "/usr/bin/nvidia-container-runtime"
 
 
 # What ansible-core 2.19 registers for a command whose binary is absent, under failed_when: false.
@@ -123,8 +136,8 @@ def test_toolkit_runtime_missing_and_not_configured():
     result = v.validate_toolkit_stage(probes, NOT_CONFIGURED)
     assert result["status"] == "fail"
     assert result["reason"] == ("/usr/bin/nvidia-container-runtime is not installed (install the NVIDIA container toolkit: container_toolkit"
-                                " role); the nvidia runtime is not configured in containerd (or differs from what the containerd role"
-                                " sets): run the containerd role")
+                                " role); the nvidia runtime is not configured in containerd as the containerd role sets it"
+                                " (/etc/containerd/config.toml, /etc/containerd/conf.d/99-nvidia.toml): run the containerd role")
     assert result["details"]["containerd_runtime_configured"] is False
 
 
@@ -135,15 +148,25 @@ def test_toolkit_binary_that_fails():
 
 @pytest.mark.parametrize("failed", [True, False])  # False: as registered under failed_when: false
 def test_toolkit_containerd_config_unreadable(failed):
-    result = v.validate_toolkit_stage(PROBES_OK, {"failed": failed, "msg": "malformed TOML in /etc/containerd/config.toml: line 3"})
+    bad = {"failed": failed, "msg": "/etc/containerd/config.toml: malformed TOML: line 3", "config_path": "/etc/containerd/config.toml",
+           "dropin_path": "/etc/containerd/conf.d/99-nvidia.toml"}
+    result = v.validate_toolkit_stage(PROBES_OK, bad)
     assert result["status"] == "fail"
-    assert "could not tell whether containerd has the runtime (containerd_runtime: malformed TOML" in result["reason"]
+    assert "could not tell whether containerd has the nvidia runtime (containerd_runtime: /etc/containerd/config.toml: malformed" in result["reason"]
     assert result["details"]["containerd_runtime_configured"] is None
 
 
-def test_toolkit_without_a_diff_cannot_pass():
-    result = v.validate_toolkit_stage(PROBES_OK, {"changed": False})
-    assert result["status"] == "fail" and "could not tell whether containerd has the runtime" in result["reason"]
+def test_toolkit_effective_config_wrong_is_a_failure():
+    # The module's own check against `containerd config dump` failed (a config manager rewrote config.toml).
+    bad = dict(CONFIGURED, msg="containerd's effective configuration is not right: runtime nvidia is not in containerd's effective configuration")
+    result = v.validate_toolkit_stage(PROBES_OK, bad)
+    assert result["status"] == "fail" and "runtime nvidia is not in containerd's effective configuration" in result["reason"]
+
+
+def test_toolkit_module_that_did_not_run_cannot_pass():
+    crashed = {"changed": False, "module_stderr": "Traceback ...\nImportError: x", "msg": "MODULE FAILURE"}
+    assert v.validate_toolkit_stage(PROBES_OK, crashed)["status"] == "fail"
+    assert v.validate_toolkit_stage(PROBES_OK, {"changed": False})["status"] == "fail"
 
 
 # --------------------------------------------------------------- container

@@ -168,7 +168,9 @@ def error_name(lib, value):
 def _library_versions(root):
     """Versions of the libnvidia-ml.so.<version> files installed (the driver userspace)."""
     found = set()
-    for pattern in ("usr/lib*/libnvidia-ml.so.*.*", "usr/lib*/*/libnvidia-ml.so.*.*", "usr/local/nvidia/lib*/libnvidia-ml.so.*.*"):
+    # Distribution lib dirs, Debian's alternatives dir (nvidia/current) and the GPU machine's /usr/local/nvidia.
+    for pattern in ("usr/lib*/libnvidia-ml.so.*.*", "usr/lib*/*/libnvidia-ml.so.*.*", "usr/lib*/*/nvidia/*/libnvidia-ml.so.*.*",
+                    "usr/local/nvidia/lib*/libnvidia-ml.so.*.*"):
         for path in glob.glob(sysfs._path(root, pattern)):
             found.add(os.path.basename(path)[len("libnvidia-ml.so."):])
     return sorted(found)

@@ -188,6 +188,12 @@ def test_driver_not_loaded_nothing_installed(tmp_path):
     assert causes == ["no nvidia kernel module is installed for any kernel: run the gpunode.nvidia.driver role"]
 
 
+def test_version_mismatch_finds_debians_library_behind_alternatives(tmp_path):
+    root = hosts.gpu_machine_h100(tmp_path)
+    hosts.write(root, "usr/lib/x86_64-linux-gnu/nvidia/current/libnvidia-ml.so.550.163.01")
+    assert "(550.163.01)" in init_failure(real.NVML_ERROR_LIB_RM_VERSION_MISMATCH, root).message
+
+
 def test_version_mismatch_names_both_versions(tmp_path):
     root = hosts.hgx_h100(tmp_path)
     hosts.write(root, "usr/lib/x86_64-linux-gnu/libnvidia-ml.so.580.172.08")

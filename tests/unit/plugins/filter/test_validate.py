@@ -1,0 +1,347 @@
+"""The validate role's verdicts: gating, each stage from registered results, node capacity, report and table.
+
+The registered results are in the shape Ansible registers them; the Kubernetes
+node objects are what `kubectl get node -o json` returns (no API server can be
+reached here: these are written from the Node API schema and the device
+plugin's documented resource names).
+"""
+
+import pytest
+from ansible_collections.gpunode.nvidia.plugins.filter import validate as v
+
+PREFLIGHT_GPU = {"gpus": {"count": 8}, "nvswitches": {"count": 4}}
+PREFLIGHT_NO_GPU = {"gpus": {"count": 0}, "nvswitches": {"count": 0}}
+
+
+def stage(name, status):
+    return {"stage": name, "status": status, "reason": "", "details": {}}
+
+
+# ------------------------------------------------------------------ gating
+
+
+def test_gate_lets_the_first_stage_run():
+    assert v.validate_gate({}, "driver") is None
+
+
+def test_gate_blocks_after_a_failure_and_after_a_block():
+    assert v.validate_gate({"driver": stage("driver", "fail")}, "toolkit")["reason"] == "blocked: the driver stage did not pass"
+    stages = {"driver": stage("driver", "fail"), "toolkit": stage("toolkit", "blocked")}
+    blocked = v.validate_gate(stages, "container")
+    assert blocked["status"] == "blocked" and blocked["reason"] == "blocked: the driver stage did not pass"
+
+
+def test_gate_runs_after_pass_and_after_a_user_skip():
+    stages = {"driver": stage("driver", "pass"), "toolkit": stage("toolkit", "skip")}
+    assert v.validate_gate(stages, "container") is None
+
+
+def test_user_skip_wins_and_states_the_reason():
+    skipped = v.validate_gate({"driver": stage("driver", "fail")}, "plugin", {"plugin": "no Kubernetes on these nodes"})
+    assert skipped == {"stage": "plugin", "status": "skip", "reason": "skipped by validate_skip: no Kubernetes on these nodes", "details": {}}
+    assert v.validate_gate({}, "toolkit", {"toolkit": ""})["reason"] == "skipped by validate_skip: no reason given"
+
+
+def test_continue_after_failure_runs_everything():
+    assert v.validate_gate({"driver": stage("driver", "fail")}, "toolkit", {}, True) is None
+
+
+def test_gate_refuses_an_unknown_stage():
+    with pytest.raises(ValueError, match="unknown validate stage 'cuda'"):
+        v.validate_gate({}, "cuda")
+
+
+# ------------------------------------------------------------------ driver
+
+NVML_OK = {
+    "changed": False, "passed": True, "summary": "all 14 checks passed", "checks": [{"check": "nvml", "status": "pass"}],
+    "nvml": {"driver_version": "580.159.04", "cuda_driver_version": "13.0", "gpu_count": 2,
+             "gpus": [{"index": 0, "name": "NVIDIA H100 80GB HBM3", "uuid": "GPU-a", "pci_bus_id": "00000000:18:00.0", "power_w": 70.1},
+                      {"index": 1, "name": "NVIDIA H100 80GB HBM3", "uuid": "GPU-b", "pci_bus_id": "00000000:2A:00.0"}]},
+}
+
+
+def test_driver_pass():
+    result = v.validate_driver_stage(NVML_OK, PREFLIGHT_GPU)
+    assert result["status"] == "pass"
+    assert result["reason"] == "driver 580.159.04, CUDA 13.0, 2 GPU(s) NVIDIA H100 80GB HBM3; all 14 checks passed"
+    assert result["details"]["gpus"][1] == {"index": 1, "name": "NVIDIA H100 80GB HBM3", "uuid": "GPU-b", "pci_bus_id": "00000000:2A:00.0"}
+    assert result["details"]["gpu_count"] == 2 and result["details"]["gpus_on_pci"] == 8
+
+
+def test_driver_fail_keeps_every_check():
+    failed = dict(NVML_OK, failed=True, passed=False, summary="1 of 14 checks failed: gpu1 ecc: ECC is off, expected on",
+                  checks=[{"check": "ecc", "gpu": 1, "status": "fail"}])
+    result = v.validate_driver_stage(failed, PREFLIGHT_GPU)
+    assert result["status"] == "fail" and result["reason"].startswith("1 of 14 checks failed: gpu1 ecc")
+    assert result["details"]["checks"] == [{"check": "ecc", "gpu": 1, "status": "fail"}]
+
+
+def test_driver_fail_on_a_gpu_less_node_says_so_once():
+    missing = {"failed": True, "nvml_error": "BINDING_MISSING", "summary": "1 of 1 checks failed: nvml: Failed to import pynvml", "nvml": {}}
+    result = v.validate_driver_stage(missing, PREFLIGHT_NO_GPU)
+    assert result["reason"] == "no NVIDIA GPU on the PCI bus; 1 of 1 checks failed: nvml: Failed to import pynvml"
+    not_loaded = {"failed": True, "summary": "1 of 1 checks failed: nvml: NVIDIA driver not loaded. no NVIDIA GPU on the PCI bus: nothing"}
+    assert v.validate_driver_stage(not_loaded, PREFLIGHT_NO_GPU)["reason"].count("no NVIDIA GPU on the PCI bus") == 1
+
+
+def test_driver_module_crash_is_a_failure_not_a_traceback():
+    crashed = {"failed": True, "module_stderr": "Traceback (most recent call last):\n ...\nKeyError: 'x'\n", "msg": "MODULE FAILURE"}
+    assert v.validate_driver_stage(crashed, PREFLIGHT_GPU)["reason"] == "MODULE FAILURE"
+
+
+# ----------------------------------------------------------------- toolkit
+
+
+def version_probe(path, stdout, rc=0, msg=""):
+    return {"item": path, "rc": rc, "stdout": stdout, "msg": msg}
+
+
+PROBES_OK = {"results": [
+    version_probe("/usr/bin/nvidia-container-runtime", "NVIDIA Container Runtime version 1.17.8\ncommit: f202b80\nspec: 1.2.1\n\nrunc version 1.1.12"),
+    version_probe("/usr/bin/nvidia-ctk", "NVIDIA Container Toolkit CLI version 1.17.8\ncommit: f202b80"),
+]}
+# containerd_runtime's results in check mode with diff, as registered under changed_when: false.
+CONFIGURED = {
+    "changed": False, "config_path": "/etc/containerd/config.toml", "dropin_path": "/etc/containerd/conf.d/99-nvidia.toml",
+    "config_version": 2, "containerd_version": "1.7.24", "imports": ["/etc/containerd/conf.d/99-nvidia.toml"], "binary_exists": True,
+    "effective": {"runtime": {"runtime_type": "io.containerd.runc.v2", "options": {"BinaryName": "/usr/bin/nvidia-container-runtime"}}},
+    "invocation": {"module_args": {"name": "nvidia"}},
+}
+NOT_CONFIGURED = dict(
+    CONFIGURED, effective=None, imports=[],
+    diff=[{"before_header": "/etc/containerd/config.toml", "after_header": "/etc/containerd/config.toml", "before": "version = 2\n",
+           "after": "version = 2\nimports = [\"/etc/containerd/conf.d/99-nvidia.toml\"]\n"},
+          {"before_header": "/etc/containerd/conf.d/99-nvidia.toml (absent)", "after_header": "/etc/containerd/conf.d/99-nvidia.toml",
+           "before": "", "after": "version = 2\n"}])
+
+
+def test_toolkit_pass():
+    result = v.validate_toolkit_stage(PROBES_OK, CONFIGURED)
+    assert result["status"] == "pass"
+    assert result["reason"] == ("nvidia-container-runtime 1.17.8, nvidia-ctk 1.17.8; the nvidia runtime is configured in containerd 1.7.24"
+                                " (confirmed by its config dump)")
+    assert result["details"]["binaries"] == {"/usr/bin/nvidia-container-runtime": "1.17.8", "/usr/bin/nvidia-ctk": "1.17.8"}
+    assert result["details"]["containerd_runtime_configured"] is True
+    assert result["details"]["effective_runtime"]["options"]["BinaryName"] == "/usr/bin/nvidia-container-runtime"
+
+
+# What ansible-core 2.19 registers for a command whose binary is absent, under failed_when: false.
+MISSING_BINARY = {"failed": False, "failed_when_result": False, "msg": "Error executing command.", "rc": 2, "stderr": "", "stdout": ""}
+
+
+def test_toolkit_runtime_missing_and_not_configured():
+    probes = {"results": [dict(MISSING_BINARY, item="/usr/bin/nvidia-container-runtime"),
+                          PROBES_OK["results"][1]]}
+    result = v.validate_toolkit_stage(probes, NOT_CONFIGURED)
+    assert result["status"] == "fail"
+    assert result["reason"] == ("/usr/bin/nvidia-container-runtime is not installed (install the NVIDIA container toolkit: container_toolkit"
+                                " role); the nvidia runtime is not configured in containerd as the containerd role sets it"
+                                " (/etc/containerd/config.toml, /etc/containerd/conf.d/99-nvidia.toml): run the containerd role")
+    assert result["details"]["containerd_runtime_configured"] is False
+
+
+def test_toolkit_binary_that_fails():
+    probes = {"results": [dict(version_probe("/usr/bin/nvidia-ctk", "", rc=1, msg="non-zero return code"), stderr="error while loading shared libraries")]}
+    assert "does not work: error while loading shared libraries" in v.validate_toolkit_stage(probes, CONFIGURED)["reason"]
+
+
+@pytest.mark.parametrize("failed", [True, False])  # False: as registered under failed_when: false
+def test_toolkit_containerd_config_unreadable(failed):
+    bad = {"failed": failed, "msg": "/etc/containerd/config.toml: malformed TOML: line 3", "config_path": "/etc/containerd/config.toml",
+           "dropin_path": "/etc/containerd/conf.d/99-nvidia.toml"}
+    result = v.validate_toolkit_stage(PROBES_OK, bad)
+    assert result["status"] == "fail"
+    assert "could not tell whether containerd has the nvidia runtime (containerd_runtime: /etc/containerd/config.toml: malformed" in result["reason"]
+    assert result["details"]["containerd_runtime_configured"] is None
+
+
+def test_toolkit_effective_config_wrong_is_a_failure():
+    # The module's own check against `containerd config dump` failed (a config manager rewrote config.toml).
+    bad = dict(CONFIGURED, msg="containerd's effective configuration is not right: runtime nvidia is not in containerd's effective configuration")
+    result = v.validate_toolkit_stage(PROBES_OK, bad)
+    assert result["status"] == "fail" and "runtime nvidia is not in containerd's effective configuration" in result["reason"]
+
+
+def test_toolkit_module_that_did_not_run_cannot_pass():
+    crashed = {"changed": False, "module_stderr": "Traceback ...\nImportError: x", "msg": "MODULE FAILURE"}
+    assert v.validate_toolkit_stage(PROBES_OK, crashed)["status"] == "fail"
+    assert v.validate_toolkit_stage(PROBES_OK, {"changed": False})["status"] == "fail"
+
+
+# --------------------------------------------------------------- container
+
+SKIPPED = {"skipped": True, "changed": False}
+PROBE_HAS_IMAGE = {"rc": 0, "stdout": "docker.io/library/ubuntu:24.04"}
+PROBE_NO_IMAGE = {"rc": 0, "stdout": ""}
+SMI = ("GPU 0: NVIDIA H100 80GB HBM3 (UUID: GPU-4a1d6a0e-8a57-1f2c-6c1b-0a9e3c5d7f10)\n"
+       "GPU 1: NVIDIA H100 80GB HBM3 (UUID: GPU-4a1d6a0e-8a57-1f2c-6c1b-0a9e3c5d7f11)\n")
+IMAGE = "docker.io/library/ubuntu:24.04"
+
+
+def container(*, probe=None, imported=None, pulled=None, run=None, expected=2, check_mode=False):
+    steps = {"probe": probe or PROBE_HAS_IMAGE, "import": imported or SKIPPED, "pull": pulled or SKIPPED, "run": run or SKIPPED}
+    return v.validate_container_stage(steps, IMAGE, expected, check_mode)
+
+
+def test_container_pass():
+    result = container(run={"rc": 0, "stdout": SMI})
+    assert result["status"] == "pass"
+    assert result["reason"] == "a container through the runtime sees 2 GPU(s): NVIDIA H100 80GB HBM3"
+    assert result["details"]["gpus"][1]["uuid"] == "GPU-4a1d6a0e-8a57-1f2c-6c1b-0a9e3c5d7f11"
+
+
+def test_container_sees_fewer_gpus_than_the_host():
+    result = container(run={"rc": 0, "stdout": SMI}, expected=8)
+    assert result["status"] == "fail" and result["reason"] == "the container sees 2 GPU(s), the host 8"
+
+
+def test_container_lists_no_gpu():
+    assert container(run={"rc": 0, "stdout": "No devices found.\n"})["reason"] == "nvidia-smi ran in the container but listed no GPU"
+
+
+def test_containerd_not_answering():
+    probe = {"rc": 1, "stderr": 'ctr: failed to dial "/run/containerd/containerd.sock": connection refused'}
+    result = container(probe=probe)
+    assert result["status"] == "fail" and "containerd does not answer" in result["reason"] and "connection refused" in result["reason"]
+    assert container(probe=MISSING_BINARY)["reason"] == "ctr is not installed: install containerd (the containerd role)"
+
+
+def test_image_pull_fails_on_an_air_gapped_node():
+    pulled = {"rc": 1, "stderr": "ctr: failed to resolve reference: dial tcp: lookup on 127.0.0.53: no such host"}
+    result = container(probe=PROBE_NO_IMAGE, pulled=pulled)
+    assert result["status"] == "fail" and "validate_container_image_archive" in result["reason"]
+
+
+def test_image_import_fails():
+    imported = {"rc": 1, "stderr": "ctr: unrecognized image format"}
+    assert "importing the image tarball failed: ctr: unrecognized image format" in container(probe=PROBE_NO_IMAGE, imported=imported)["reason"]
+
+
+def test_check_mode_without_the_image_is_a_skip():
+    result = container(probe=PROBE_NO_IMAGE, check_mode=True)
+    assert result["status"] == "skip" and result["reason"] == "check mode: image %s is not on the node and was not pulled" % IMAGE
+
+
+def test_runtime_error_is_reported_from_stderr():
+    run = {"rc": 1, "stderr": "ctr: failed to create shim task: OCI runtime create failed: nvidia-container-cli: initialization error:"
+                              " nvml error: driver not loaded: unknown"}
+    result = container(run=run)
+    assert result["status"] == "fail" and result["reason"].endswith("nvml error: driver not loaded: unknown")
+
+
+def test_nvidia_smi_missing_in_the_container_names_the_cause():
+    run = {"rc": 1, "stderr": 'ctr: ... exec: "nvidia-smi": executable file not found in $PATH: unknown'}
+    assert "the runtime did not inject the driver's nvidia-smi" in container(run=run)["reason"]
+
+
+# ------------------------------------------------------- plugin: capacity
+
+
+def node(name, capacity, allocatable=None):
+    return {"apiVersion": "v1", "kind": "Node", "metadata": {"name": name, "labels": {"kubernetes.io/hostname": name}},
+            "status": {"capacity": dict({"cpu": "224", "memory": "2113389584Ki", "pods": "110"}, **capacity),
+                       "allocatable": dict({"cpu": "223", "pods": "110"}, **(allocatable if allocatable is not None else capacity))}}
+
+
+NODES = {"changed": False, "api_found": True, "resources": [
+    node("gpu-01", {"nvidia.com/gpu": "8"}),
+    node("gpu-02", {"nvidia.com/gpu": "0"}),
+    node("cpu-01", {}),
+    node("mig-01", {"nvidia.com/mig-1g.10gb": "14", "nvidia.com/mig-3g.40gb": "4"}),
+    node("ts-01", {"nvidia.com/gpu": "32"}, {"nvidia.com/gpu": "30"}),
+]}
+
+
+def test_capacity_pass():
+    result = v.validate_node_capacity(NODES, "gpu-01")
+    assert result["status"] == "pass" and result["reason"] == "node capacity nvidia.com/gpu = 8 (allocatable 8)"
+    assert result["details"] == {"node": "gpu-01", "resource": "nvidia.com/gpu", "minimum": 1, "capacity": "8", "allocatable": "8"}
+
+
+def test_capacity_with_time_slicing_replicas_and_a_minimum():
+    assert v.validate_node_capacity(NODES, "ts-01", "nvidia.com/gpu", 32)["reason"] == "node capacity nvidia.com/gpu = 32 (allocatable 30)"
+    assert v.validate_node_capacity(NODES, "gpu-01", "nvidia.com/gpu", 16)["status"] == "fail"
+
+
+@pytest.mark.parametrize("name", ["gpu-02", "cpu-01"])
+def test_capacity_zero_or_absent_points_at_the_device_plugin(name):
+    result = v.validate_node_capacity(NODES, name)
+    assert result["status"] == "fail" and "nvidia.com/gpu = 0, need 1: is the device plugin running on this node" in result["reason"]
+
+
+def test_capacity_mig_mixed_names_the_resources_it_has():
+    result = v.validate_node_capacity(NODES, "mig-01")
+    assert result["status"] == "fail"
+    assert "nvidia.com/mig-1g.10gb, nvidia.com/mig-3g.40gb" in result["reason"] and "validate_plugin_resource" in result["reason"]
+    assert v.validate_node_capacity(NODES, "mig-01", "nvidia.com/mig-1g.10gb", 7)["status"] == "pass"
+
+
+def test_capacity_node_not_in_the_cluster():
+    result = v.validate_node_capacity(NODES, "gpu-99.example")
+    assert result["status"] == "fail" and "node gpu-99.example is not in the cluster: set validate_k8s_node_name" in result["reason"]
+
+
+def test_capacity_api_unreachable_or_library_missing():
+    # As registered under failed_when: false: "failed" is false, only the message tells.
+    failed = {"failed": False, "failed_when_result": False, "msg": "Failed to import the required Python library (kubernetes) on vm's Python"}
+    result = v.validate_node_capacity(failed, "gpu-01")
+    assert result["status"] == "fail" and "could not read the Kubernetes nodes: Failed to import" in result["reason"]
+
+
+def test_capacity_not_a_number():
+    assert v.validate_node_capacity({"resources": [node("gpu-01", {"nvidia.com/gpu": "many"})]}, "gpu-01")["status"] == "fail"
+
+
+# ---------------------------------------------------------- report, table
+
+
+def all_stages(**statuses):
+    return dict((name, dict(stage(name, status), reason="%s reason" % name)) for name, status in statuses.items())
+
+
+def test_report_of_a_passing_gpu_node():
+    stages = all_stages(plugin="skip", container="pass", toolkit="pass", driver="pass")
+    report = v.validate_report(stages, "gpu-01", PREFLIGHT_GPU)
+    assert report["result"] == "pass" and report["fails_play"] is False
+    assert [s["stage"] for s in report["stages"]] == ["driver", "toolkit", "container", "plugin"]
+    assert report["gpus_on_pci"] == 8 and report["nvswitches_on_pci"] == 4
+
+
+def test_a_gpu_node_with_a_failing_stage_fails_the_play():
+    report = v.validate_report(all_stages(driver="pass", toolkit="fail", container="blocked", plugin="blocked"), "gpu-01", PREFLIGHT_GPU)
+    assert report["result"] == "fail" and report["fails_play"] is True
+
+
+def test_a_gpu_less_node_fails_the_play_only_when_asked():
+    stages = all_stages(driver="fail", toolkit="blocked", container="blocked", plugin="blocked")
+    assert v.validate_report(stages, "lab-1", PREFLIGHT_NO_GPU)["result"] == "no_gpu"
+    assert v.validate_report(stages, "lab-1", PREFLIGHT_NO_GPU)["fails_play"] is False
+    assert v.validate_report(stages, "lab-1", PREFLIGHT_NO_GPU, True)["fails_play"] is True
+
+
+def test_a_node_where_everything_was_skipped_is_not_a_pass():
+    assert v.validate_report(all_stages(driver="skip", toolkit="skip", container="skip", plugin="skip"), "n", PREFLIGHT_GPU)["result"] == "skip"
+
+
+def test_table():
+    reports = {
+        "gpu-01": v.validate_report(all_stages(driver="pass", toolkit="pass", container="pass", plugin="skip"), "gpu-01", PREFLIGHT_GPU),
+        "lab-1": v.validate_report(all_stages(driver="fail", toolkit="blocked", container="blocked", plugin="blocked"), "lab-1",
+                                   PREFLIGHT_NO_GPU),
+        "gone": None,
+    }
+    assert v.validate_table(reports, ["gpu-01", "lab-1", "gone"]) == [
+        "node                         driver    toolkit   container plugin    result",
+        "gpu-01                       PASS      PASS      PASS      SKIP      PASS",
+        "    plugin: plugin reason",
+        "lab-1                        FAIL      BLOCKED   BLOCKED   BLOCKED   no GPU (not failed)",
+        "    driver: driver reason",
+        "gone                         -         -         -         -         not validated (failed earlier or unreachable)",
+    ]
+
+
+def test_the_filters_are_registered():
+    assert sorted(v.FilterModule().filters()) == sorted(
+        ["validate_gate", "validate_driver_stage", "validate_toolkit_stage", "validate_container_stage", "validate_node_capacity",
+         "validate_report", "validate_table"])

@@ -36,7 +36,7 @@ description:
   - Needs no library beyond the Python standard library (3.6 or later). It carries its own TOML
     reader and writer, since Python has no TOML writer and no reader before 3.11.
 author:
-  - gpunode.nvidia maintainers
+  - gpunode.nvidia maintainers (!UNKNOWN)
 attributes:
   check_mode:
     support: full
@@ -440,7 +440,7 @@ def main():
         config_path=params["config_path"],
         dropin_path=params["dropin_path"],
         config_version=plan.version,
-        containerd_version="%d.%d.%d" % version if version else None,
+        containerd_version=".".join(str(part) for part in version) if version else None,
         imports=plan.imports,
         binary_exists=binary_exists,
     )

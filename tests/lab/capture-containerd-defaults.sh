@@ -16,6 +16,7 @@ PREFIX=${LAB_IMAGE_PREFIX:-localhost/gpunode-lab}
 declare -A FLAVOUR=([1.6]=bookworm [1.7]=trixie [2.1]=trixie-c2)
 names=()
 
+# shellcheck disable=SC2317  # called by the EXIT trap
 cleanup() {
   local name
   for name in "${names[@]}"; do podman rm -f -t 0 "$name" >/dev/null 2>&1 || true; done

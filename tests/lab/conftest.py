@@ -36,7 +36,8 @@ class Nodes:
 
     def start(self, flavour, *run_args, command=("/lib/systemd/systemd",), systemd=True):
         name = "lab-test-%s" % uuid.uuid4().hex[:8]
-        extra = ["--systemd=always", "--privileged"] if systemd else []
+        # As lab/lab.sh starts nodes: /var/lib/containerd on a volume for nested containers.
+        extra = ["--systemd=always", "--privileged", "--volume", "/var/lib/containerd"] if systemd else []
         podman("run", "-d", "--name", name, "--hostname", name, *extra, *run_args,
                IMAGE_PREFIX + "-" + flavour, *command)
         self.names.append(name)

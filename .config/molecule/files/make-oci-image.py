@@ -1,4 +1,3 @@
-#!/usr/bin/env python3
 """Build a one-layer OCI image archive from the node's busybox, without a registry.
 
 usage: make-oci-image.py OUTPUT.tar NAME:TAG

@@ -321,6 +321,7 @@ def plan(inputs, os_data, family, facts):
             "secure_boot": _secure_boot_needs(inputs, family, facts, os_data),
             "nvml": _nvml(inputs, os_data, family, problems),
             "initramfs_image": _fmt(family["initramfs_image"], kernel=kernel) if family.get("initramfs_image") else None,
+            "build_requires": list(family.get("build_requires") or []),
         }
     )
     return result
@@ -396,7 +397,11 @@ def query(plan_result):
     files += [plan_result["initramfs_image"]] if plan_result.get("initramfs_image") else []
     return {
         "packages": _unique(names),
-        "available": _unique(([precompiled["module_package"]] if precompiled.get("module_package") else []) + list(plan_result.get("headers") or [])),
+        "available": _unique(
+            ([precompiled["module_package"]] if precompiled.get("module_package") else [])
+            + list(plan_result.get("headers") or [])
+            + list(plan_result.get("build_requires") or [])
+        ),
         "kernels": sorted(set(kernels)),
         "files": files,
         "mok_certificate": sb.get("cert") if sb.get("enabled") else None,
@@ -490,6 +495,13 @@ def changes(plan_result, state, inputs, family):
         notes.append("Secure Boot state unknown (efivars not readable here); if it is on, see driver_secure_boot_mok_key")
     headers_ok = (state.get("headers") or {}).get(plan_result.get("kernel"))
     unavailable = [h for h in headers if h not in installed and available.get(h) is False]
+    # EL: dkms itself comes from EPEL, which the role does not set up.
+    for name in plan_result.get("build_requires") or [] if build == "dkms" else []:
+        if name not in installed and available.get(name) is False:
+            problems.append(
+                "%s is not installable from the enabled repositories: enable EPEL (dnf install epel-release, and on RHEL"
+                " the CodeReady Builder repository) or a mirror that carries it" % name
+            )
     if build == "dkms" and not headers_ok and unavailable:
         problems.append(
             "no build headers for kernel %s: %s is not installed and the package cache does not offer it. The node may run a"

@@ -315,6 +315,19 @@ def test_rhel_cuda_repo_uses_module_streams_and_name_version(rocky_sb):
     assert result["pin"] is None  # dnf pins through the stream and versionlock
 
 
+def test_rhel_without_epel_stops_before_any_change(rocky_sb):
+    result = plan(with_gpus(rocky_sb, AMPERE), RHEL, source="cuda_repo", branch="550")
+    assert "dkms" in dp.query(result)["available"]
+    state = {"available": {"dkms": False}, "mok": {"enrolled": True}, "files": {}}
+    problems = dp.changes(result, state, inputs(branch="550"), family_of(RHEL))["problems"]
+    assert problems == [
+        "dkms is not installable from the enabled repositories: enable EPEL (dnf install epel-release, and on RHEL"
+        " the CodeReady Builder repository) or a mirror that carries it"
+    ]
+    state["available"]["dkms"] = True
+    assert dp.changes(result, state, inputs(branch="550"), family_of(RHEL))["problems"] == []
+
+
 # Secure Boot: signed with an enrolled key, or stop with the steps.
 
 

@@ -105,6 +105,32 @@ def available(family, names, run):
     return result
 
 
+_META_DEPENDS_RE = re.compile(r"^\s*Depends: linux-headers-(\d\S*)\s*$")
+
+
+def packaged_kernel(family, meta, run):
+    """The kernel release a distribution's headers metapackage stands for, from the cache.
+
+    Debian's linux-headers-amd64 and Ubuntu's linux-headers-generic depend on the
+    versioned headers package of the current kernel; on EL the newest kernel-devel.
+    None when the cache does not say.
+    """
+    if family == "Debian":
+        rc, out, _err = run(["apt-cache", "depends", meta])
+        if rc != 0:
+            return None
+        for line in out.splitlines():
+            match = _META_DEPENDS_RE.match(line)
+            if match:
+                return match.group(1)
+        return None
+    if family == "RedHat":
+        rc, out, _err = run(["dnf", "-q", "--cacheonly", "repoquery", "--latest-limit", "1", "--qf", "%{version}-%{release}.%{arch}", meta])
+        lines = [line.strip() for line in out.splitlines() if line.strip()] if rc == 0 else []
+        return lines[-1] if lines else None
+    return None
+
+
 def parse_dkms_status(text):
     """`dkms status` lines as dicts: module, version, kernel, arch, state."""
     entries = []

@@ -22,13 +22,14 @@ description:
   - Never changes the node. The C(gpunode.nvidia.driver) role calls it before deciding and
     again after a change, so that a converged node is re-checked in one round trip.
 author:
-  - gpunode.nvidia maintainers
+  - gpunode.nvidia maintainers (!UNKNOWN)
 attributes:
   check_mode:
     support: full
     description: Read-only; runs the same in check mode.
   diff_mode:
     support: none
+    description: Changes nothing, so there is nothing to show.
 options:
   packages:
     description: Package names or shell patterns (C(nvidia-*)) whose installed versions to read.
@@ -78,6 +79,11 @@ options:
     description: Run C(nvidia-smi --query-gpu) and report the GPUs and driver version it sees.
     type: bool
     default: false
+  kernel_meta:
+    description:
+      - A headers metapackage (Debian C(linux-headers-amd64), Ubuntu C(linux-headers-generic), EL C(kernel-devel))
+        whose current kernel release to report under C(kernel_meta), read from the package cache.
+    type: str
 notes:
   - Lab and CI nodes have no GPU; there the running driver is null and C(nvidia-smi) fails
     with "couldn't communicate with the NVIDIA driver", which the module reports as such.
@@ -168,6 +174,11 @@ nvml_library:
   description: The NVML library the loader finds (path, version), or null.
   returned: always
   type: dict
+kernel_meta:
+  description: The C(package) asked about in C(kernel_meta) and the C(kernel) release it stands for (null when unknown); null when not asked.
+  returned: always
+  type: dict
+  sample: {"package": "linux-headers-amd64", "kernel": "6.1.0-56-amd64"}
 """
 
 import os
@@ -205,7 +216,10 @@ def gather(root, params, run, which):
         "nvml_python": None,
         "nvidia_smi": None,
         "nvml_library": host.nvml_library(run, root),
+        "kernel_meta": None,
     }
+    if params.get("kernel_meta"):
+        result["kernel_meta"] = {"package": params["kernel_meta"], "kernel": driver.packaged_kernel(family, params["kernel_meta"], run)}
     if params.get("mok_certificate"):
         cert = params["mok_certificate"]
         enrolled = driver.mok_enrolled(cert, run) if which("mokutil") and os.path.exists(_under(root, cert)) else None
@@ -247,6 +261,7 @@ def main():
             mok_certificate=dict(type="path"),
             nvml_python=dict(type="path"),
             nvidia_smi=dict(type="bool", default=False),
+            kernel_meta=dict(type="str"),
         ),
         supports_check_mode=True,
     )

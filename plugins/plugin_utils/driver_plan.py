@@ -25,6 +25,8 @@ SOURCES = ("distro", "cuda_repo", "mirror", "preinstalled")
 MODULE_TYPES = ("auto", "open", "proprietary")
 REBOOT_POLICIES = ("never", "if_needed", "always")
 TRI_STATE = ("auto", "always", "never")
+# driver_kernel_release: the kernel the OS's headers metapackage stands for (resolved on the node).
+PACKAGED = "packaged"
 
 _VERSION_RE = re.compile(r"^(\d{3})\.\d+(\.\d+)?$")
 _BRANCH_RE = re.compile(r"^\d{3}$")
@@ -211,6 +213,12 @@ def plan(inputs, os_data, family, facts):
         elif not branch:
             branch = match.group(1)
     kernel = inputs.get("kernel_release") or (facts.get("kernel") or {}).get("target") or (facts.get("kernel") or {}).get("running")
+    if kernel == PACKAGED and source != "preinstalled":
+        meta = (os_data.get("headers_meta") or {}).get(facts.get("architecture"))
+        problems.append(
+            "driver_kernel_release packaged: %s names no kernel headers package in the package cache"
+            " (refresh the cache, or set driver_kernel_release to a kernel release)" % (meta or "this OS has no headers metapackage that")
+        )
     gpus = (facts.get("gpus") or {}).get("devices") or []
     nvswitches = (facts.get("nvswitches") or {}).get("count", 0) or len((facts.get("nvswitches") or {}).get("procfs") or [])
     result.update(

@@ -6,6 +6,7 @@ hosts.py (GPU hosts written from the notes) and the recorded lab nodes.
 """
 
 import os
+import re
 
 import yaml
 
@@ -38,7 +39,8 @@ def inputs(**overrides):
     mapping = load(ROLE, "vars", "main.yml")["_driver_inputs"]
     result = {}
     for key, expr in mapping.items():
-        name = expr.strip("{} ").split("|")[0].strip()
+        # The first public variable the expression reads (kernel_release also maps "packaged").
+        name = re.search(r"\bdriver_[a-z_]+", expr).group(0)
         result[key] = defaults[name]
     result["nvml_python"] = defaults["driver_nvml_venv"] + "/bin/python3"
     result["branch"] = str(result["branch"])

@@ -1,20 +1,19 @@
 """The driver role's per-OS data: every release, source, branch and flavour it lists
-resolves to well-formed package names and repository URLs, and the role's
-defaults agree with its argument specs.
+resolves to well-formed package names and repository URLs. (Defaults and
+argument specs agree: tests/unit/roles/test_argument_specs.py on main.)
 
 Ubuntu's archive, RHEL's mirrors and NVIDIA's CUDA repository are not reachable
 from the lab: these tests check the data is consistent and complete, not that
 the packages exist upstream (Debian's were read with apt-cache in lab nodes).
 """
 
-import os
 import re
 
 import pytest
 
 from ansible_collections.gpunode.nvidia.plugins.plugin_utils import driver_plan as dp
 
-from ..driver_data import ROLE, ROOT, inputs, load, os_data
+from ..driver_data import ROLE, inputs, load, os_data
 
 DEB_NAME = re.compile(r"^[a-z0-9][a-z0-9+.-]+$")
 RPM_NAME = re.compile(r"^[A-Za-z0-9][A-Za-z0-9_+.-]+$")
@@ -92,6 +91,12 @@ def test_every_listed_combination_resolves(os_id, family, name, release, source,
         assert repo["key_url"].endswith(".pub")
 
 
+def test_every_os_names_its_headers_metapackage():
+    for os_id, family, _name, _release in OSES:
+        data = os_data(os_id, family)[0]
+        assert sorted(data["headers_meta"]) == ["aarch64", "x86_64"], os_id
+
+
 def test_published_cuda_repositories():
     # What NVIDIA publishes (nvidia-facts.md, Driver); everything else is refused for cuda_repo.
     dists = {}
@@ -119,16 +124,6 @@ def test_debian_package_sets_are_what_the_archive_ships():
     assert proprietary["companions"] == ["nvidia-persistenced"]
     open_modules = dp.plan(inputs(kernel_module_type="open"), data, fam, base)
     assert open_modules["dkms"]["locked"][:2] == ["nvidia-open-kernel-dkms", "nvidia-open-kernel-support"]
-
-
-def test_every_default_is_documented_with_the_same_value():
-    for role in sorted(os.listdir(os.path.join(ROOT, "roles"))):
-        defaults = load(ROOT, "roles", role, "defaults", "main.yml") or {}
-        options = load(ROOT, "roles", role, "meta", "argument_specs.yml")["argument_specs"]["main"]["options"]
-        assert sorted(defaults) == sorted(options), role
-        for name, value in defaults.items():
-            assert options[name].get("default") == value, "%s: %s" % (role, name)
-            assert name.startswith(role + "_"), name
 
 
 def test_internal_vars_are_prefixed():

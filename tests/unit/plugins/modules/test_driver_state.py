@@ -22,6 +22,19 @@ def recorded(name):
         return handle.read()
 
 
+def test_packaged_kernel_of_a_headers_metapackage():
+    # apt-cache depends linux-headers-amd64, as a bookworm lab node printed it.
+    debian = "linux-headers-amd64\n  Depends: linux-headers-6.1.0-56-amd64\n"
+    assert driver.packaged_kernel("Debian", "linux-headers-amd64", FakeRun({"apt-cache": (0, debian, "")})) == KERNEL
+    ubuntu = "linux-headers-generic\n  Depends: linux-headers-6.8.0-87-generic\n"
+    assert driver.packaged_kernel("Debian", "linux-headers-generic", FakeRun({"apt-cache": (0, ubuntu, "")})) == "6.8.0-87-generic"
+    run = FakeRun({"dnf": (0, "5.14.0-503.15.1.el9_5.x86_64\n", "")})
+    assert driver.packaged_kernel("RedHat", "kernel-devel", run) == "5.14.0-503.15.1.el9_5.x86_64"
+    assert run.calls[0][-1] == "kernel-devel" and "--cacheonly" in run.calls[0]
+    # An unknown package prints nothing useful and apt-cache exits 0 with "W: Unable to locate".
+    assert driver.packaged_kernel("Debian", "linux-headers-nope", FakeRun({"apt-cache": (0, "", "W: Unable to locate package")})) is None
+
+
 def test_dkms_status_lines():
     entries = driver.parse_dkms_status(recorded("dkms-status.txt"))
     assert entries == [{"module": "nvidia-current", "version": "535.261.03", "kernel": KERNEL, "arch": "x86_64", "state": "installed",
@@ -161,11 +174,12 @@ def test_gather_on_a_converged_lab_node_tree(tmp_path):
         "dkms": (0, recorded("dkms-status.txt"), ""),
         "modinfo": (0, recorded("modinfo-nvidia-current.txt"), ""),
         "systemctl": (0, "Id=nvidia-persistenced.service\nActiveState=inactive\nUnitFileState=enabled\n", ""),
-        "apt-cache": (0, "linux-headers-%s:\n  Installed: 6.1.192-2\n  Candidate: 6.1.192-2\n" % KERNEL, ""),
+        "apt-cache": lambda argv: (0, "linux-headers-amd64\n  Depends: linux-headers-%s\n" % KERNEL, "") if argv[1] == "depends"
+        else (0, "linux-headers-%s:\n  Installed: 6.1.192-2\n  Candidate: 6.1.192-2\n" % KERNEL, ""),
     })
     params = {"packages": ["nvidia-*"], "available": ["linux-headers-%s" % KERNEL], "kernels": [KERNEL], "dkms": True, "processes": True,
               "services": ["nvidia-persistenced"], "files": ["/boot/initrd.img-%s" % KERNEL], "commands": ["nvidia-smi", "mokutil"],
-              "mok_certificate": None, "nvml_python": None, "nvidia_smi": False}
+              "mok_certificate": None, "nvml_python": None, "nvidia_smi": False, "kernel_meta": "linux-headers-amd64"}
     paths = {"dkms": "/usr/sbin/dkms", "nvidia-smi": "/usr/bin/nvidia-smi"}
     state = driver_state.gather(str(root), params, run, paths.get)
     assert state["family"] == "Debian" and state["packages"]["nvidia-kernel-dkms"] == "535.261.03-1"
@@ -176,6 +190,7 @@ def test_gather_on_a_converged_lab_node_tree(tmp_path):
     assert state["files"] == {"/boot/initrd.img-%s" % KERNEL: False}
     assert state["commands"] == {"nvidia-smi": "/usr/bin/nvidia-smi", "mokutil": None}
     assert state["loaded"] is None and state["processes"] == [] and state["mok"] is None
+    assert state["kernel_meta"] == {"package": "linux-headers-amd64", "kernel": KERNEL}
 
 
 def test_main_runs_read_only_on_this_machine(capsys):

@@ -283,6 +283,15 @@ def test_driver_from_elsewhere_counts_as_a_change(bookworm):
     assert change["changing"] and "from 550.54.15 to branch 535" in change["problems"][0]
 
 
+def test_unresolved_packaged_kernel_stops(bookworm):
+    # vars/main.yml leaves "packaged" in place when the node could not resolve it.
+    result = plan(bookworm, DEBIAN, kernel_release="packaged")
+    assert result["problems"] == [
+        "driver_kernel_release packaged: linux-headers-amd64 names no kernel headers package in the package cache"
+        " (refresh the cache, or set driver_kernel_release to a kernel release)"
+    ]
+
+
 def test_missing_headers_stop_with_the_fix(bookworm):
     result = plan(bookworm, DEBIAN)  # the VM's own kernel: Debian has no headers for it
     state = {"packages": {}, "available": {"linux-headers-6.18.44-fc-v657": False}, "headers": {}}

@@ -1,0 +1,312 @@
+# -*- coding: utf-8 -*-
+# Copyright: gpunode.nvidia contributors
+# GNU General Public License v3.0+ (see https://www.gnu.org/licenses/gpl-3.0.txt)
+"""Read the state of an installed NVIDIA driver: packages and holds, DKMS, the
+kernel module files, GPU users, and the NVML Python.
+
+Like host.py, readers take ``root`` (for tests) and commands go through
+``run``, a callable (argv) -> (rc, stdout, stderr).
+"""
+
+from __future__ import absolute_import, division, print_function
+
+import glob
+import os
+import re
+
+from ansible_collections.gpunode.nvidia.plugins.module_utils.sysfs import _path, read_text
+
+# The main NVIDIA kernel module under any of its packaged names: nvidia.ko
+# (upstream, Ubuntu, EL), nvidia-current.ko / nvidia-current-open.ko (Debian),
+# nvidia-tesla-535.ko (Debian's Tesla branches). The helpers (-uvm, -modeset,
+# -drm, -peermem) are not the module that carries the driver version we check.
+_MAIN_MODULE_RE = re.compile(r"^nvidia(-current(-open)?|-tesla-\d+(-open)?)?\.ko(\.xz|\.zst|\.gz)?$")
+# dkms 3: "nvidia-current/535.261.03, 6.1.0-50-amd64, x86_64: installed"
+#         "nvidia-current/535.261.03: added"
+# dkms 2: "nvidia, 470.57.02, 5.4.0-80-generic, x86_64: installed"
+_DKMS3_RE = re.compile(r"^(?P<module>[^/,\s]+)/(?P<version>[^,:\s]+)(?:, (?P<kernel>[^,]+), (?P<arch>[^:]+))?: (?P<state>.+)$")
+_DKMS2_RE = re.compile(r"^(?P<module>[^,\s]+), (?P<version>[^,\s]+)(?:, (?P<kernel>[^,]+), (?P<arch>[^:]+))?: (?P<state>.+)$")
+# Where DKMS and packages put kernel modules under /lib/modules/<kernel>/: DKMS
+# (updates/dkms on Debian/Ubuntu, extra on EL), Ubuntu's precompiled packages
+# (kernel/nvidia-<branch>srv[-open]), the .run installer (kernel/drivers/video, video).
+MODULE_DIRS = ("updates/dkms", "updates", "extra", "extra/nvidia", "kernel/nvidia*", "kernel/drivers/video", "video")
+
+
+def upstream_version(package_version):
+    """Driver version in a package version: '3:550.54.15-1.el9' -> '550.54.15'."""
+    if not package_version:
+        return None
+    version = package_version.split(":", 1)[1] if ":" in package_version else package_version
+    return version.split("-", 1)[0]
+
+
+def installed_packages(family, names, run):
+    """Installed packages matching ``names`` (exact names or shell patterns) in one query.
+
+    Returns ``({name: version}, [held names])``: apt holds from dpkg's selection state;
+    dnf locks are read separately (see :func:`dnf_locked`).
+    """
+    if not names:
+        return {}, []
+    if family == "Debian":
+        fmt = "${Package}\t${Version}\t${db:Status-Status}\t${db:Status-Want}\n"
+        # dpkg-query exits 1 when a name or pattern matches nothing but prints the rest.
+        _rc, out, _err = run(["dpkg-query", "-W", "-f", fmt] + list(names))
+        versions, held = {}, []
+        for line in out.splitlines():
+            fields = line.split("\t")
+            if len(fields) != 4:
+                continue
+            if fields[2] == "installed":
+                versions[fields[0]] = fields[1]
+            if fields[3] == "hold":
+                held.append(fields[0])
+        return versions, sorted(held)
+    if family == "RedHat":
+        _rc, out, _err = run(["rpm", "-qa", "--qf", "%{NAME}\t%{EPOCHNUM}:%{VERSION}-%{RELEASE}\t%{ARCH}\n"] + list(names))
+        versions = {}
+        for line in out.splitlines():
+            fields = line.split("\t")
+            if len(fields) == 3:
+                epoch, rest = fields[1].split(":", 1)
+                versions[fields[0]] = rest if epoch == "0" else fields[1]
+        return versions, []
+    return {}, []
+
+
+def dnf_locked(names, root="/"):
+    """Names that an entry of dnf's versionlock list covers.
+
+    Entries are NEVRA patterns such as ``nvidia-driver-3:550.54.15-1.el9.*``:
+    the name is followed by a dash and the (epoch or) version, which starts with
+    a digit, so ``nvidia-driver`` does not match ``nvidia-driver-cuda-3:...``.
+    """
+    text = read_text(_path(root, "etc/dnf/plugins/versionlock.list")) or ""
+    entries = [line.strip() for line in text.splitlines() if line.strip() and not line.lstrip().startswith(("#", "!"))]
+    return sorted(n for n in names if any(re.match(re.escape(n) + r"-\d", e) for e in entries))
+
+
+def available(family, names, run):
+    """Whether the package cache offers each name: {name: True/False/None}."""
+    result = {}
+    for name in names:
+        if family == "Debian":
+            rc, out, _err = run(["apt-cache", "policy", name])
+            if rc != 0:
+                result[name] = None
+                continue
+            candidate = [line.split(":", 1)[1].strip() for line in out.splitlines() if line.strip().startswith("Candidate:")]
+            result[name] = bool(candidate) and candidate[0] not in ("", "(none)")
+        elif family == "RedHat":
+            rc, out, _err = run(["dnf", "-q", "--cacheonly", "repoquery", name])
+            result[name] = bool(out.strip()) if rc == 0 else None
+        else:
+            result[name] = None
+    return result
+
+
+_META_DEPENDS_RE = re.compile(r"^\s*Depends: linux-headers-(\d\S*)\s*$")
+
+
+def packaged_kernel(family, meta, run):
+    """The kernel release a distribution's headers metapackage stands for, from the cache.
+
+    Debian's linux-headers-amd64 and Ubuntu's linux-headers-generic depend on the
+    versioned headers package of the current kernel; on EL the newest kernel-devel.
+    None when the cache does not say.
+    """
+    if family == "Debian":
+        rc, out, _err = run(["apt-cache", "depends", meta])
+        if rc != 0:
+            return None
+        for line in out.splitlines():
+            match = _META_DEPENDS_RE.match(line)
+            if match:
+                return match.group(1)
+        return None
+    if family == "RedHat":
+        rc, out, _err = run(["dnf", "-q", "--cacheonly", "repoquery", "--latest-limit", "1", "--qf", "%{version}-%{release}.%{arch}", meta])
+        lines = [line.strip() for line in out.splitlines() if line.strip()] if rc == 0 else []
+        return lines[-1] if lines else None
+    return None
+
+
+def parse_dkms_status(text):
+    """`dkms status` lines as dicts: module, version, kernel, arch, state."""
+    entries = []
+    for raw in (text or "").splitlines():
+        line = raw.strip()
+        match = _DKMS3_RE.match(line) or _DKMS2_RE.match(line)
+        if not match:
+            continue
+        entry = match.groupdict()
+        # "installed (WARNING! Diff between built and installed module!)" -> "installed"
+        entry["state"] = entry["state"].split(" ", 1)[0].strip()
+        entry["detail"] = line
+        entries.append(entry)
+    return entries
+
+
+def parse_modinfo(text):
+    """`modinfo FILE` output as a dict of its single-line fields (lower-case keys)."""
+    info = {}
+    for line in (text or "").splitlines():
+        if not line or line[0].isspace() or ":" not in line:
+            continue  # signature continuation lines
+        key, value = line.split(":", 1)
+        key = key.strip().lower()
+        if key not in info:  # repeated keys (alias, parm) keep the first
+            info[key] = value.strip()
+    return info
+
+
+def main_module_files(kernel, root="/"):
+    """Paths (relative to ``root``, with a leading /) of the main NVIDIA module for ``kernel``."""
+    found = []
+    base = _path(root, "lib/modules", kernel)
+    for sub in MODULE_DIRS:
+        for directory in sorted(glob.glob(os.path.join(base, sub))):
+            try:
+                names = sorted(os.listdir(directory))
+            except OSError:
+                continue
+            for name in names:
+                path = "/" + os.path.relpath(os.path.join(directory, name), root)
+                if _MAIN_MODULE_RE.match(name) and path not in found:
+                    found.append(path)
+    return found
+
+
+def kernel_modules(kernel, run, root="/"):
+    """The main NVIDIA module files for ``kernel`` with version, vermagic and signer."""
+    modules = []
+    for path in main_module_files(kernel, root):
+        full = _path(root, path)
+        rc, out, _err = run(["modinfo", full])
+        info = parse_modinfo(out) if rc == 0 else {}
+        vermagic = info.get("vermagic") or ""
+        stat = os.stat(full)
+        modules.append(
+            {
+                "path": path,
+                "version": info.get("version"),
+                "vermagic": vermagic or None,
+                "built_for": vermagic.split()[0] if vermagic else None,
+                "signer": info.get("signer"),
+                "sig_key": info.get("sig_key"),
+                "license": info.get("license"),
+                "mtime": int(stat.st_mtime),
+                "inode": stat.st_ino,
+            }
+        )
+    return modules
+
+
+def _unit_of(pid, root):
+    """The systemd unit a process runs in, from its cgroup path, or None."""
+    text = read_text(_path(root, "proc", str(pid), "cgroup")) or ""
+    for line in text.splitlines():
+        path = line.split(":", 2)[-1]
+        for part in reversed(path.split("/")):
+            if part.endswith((".service", ".scope")):
+                return part
+    return None
+
+
+def gpu_processes(root="/", own_pid=None):
+    """Processes with a /dev/nvidia* device open: pid, comm, cmdline, unit, devices.
+
+    Reads /proc/<pid>/fd links, so it works without the driver's tools and sees
+    every user (CUDA jobs, persistenced, fabric manager, DCGM, Xorg).
+    """
+    proc = _path(root, "proc")
+    try:
+        pids = sorted(int(p) for p in os.listdir(proc) if p.isdigit())
+    except OSError:
+        return []
+    users = []
+    for pid in pids:
+        if pid == own_pid:
+            continue
+        fd_dir = os.path.join(proc, str(pid), "fd")
+        try:
+            fds = os.listdir(fd_dir)
+        except OSError:
+            continue  # gone, or not ours to read
+        devices = set()
+        for fd in fds:
+            try:
+                target = os.readlink(os.path.join(fd_dir, fd))
+            except OSError:
+                continue
+            if target.startswith("/dev/nvidia"):
+                devices.add(target)
+        if not devices:
+            continue
+        cmdline = (read_text(os.path.join(proc, str(pid), "cmdline")) or "").replace("\x00", " ").strip()
+        users.append(
+            {
+                "pid": pid,
+                "comm": read_text(os.path.join(proc, str(pid), "comm")),
+                "cmdline": cmdline,
+                "unit": _unit_of(pid, root),
+                "devices": sorted(devices),
+            }
+        )
+    return users
+
+
+# Run by the NVML interpreter: whether pynvml imports, and the installed
+# distribution's version read from its metadata directory (works on 3.6 too).
+_NVML_PROBE = (
+    "import glob, os, re, sys\n"
+    "try:\n"
+    "    import pynvml\n"
+    "except Exception as exc:\n"
+    "    print('ERR ' + type(exc).__name__); sys.exit(0)\n"
+    "base = os.path.dirname(pynvml.__file__)\n"
+    "for meta in sorted(glob.glob(os.path.join(base, '*ml_py*-*-info'))):\n"
+    "    m = re.match(r'.*ml_py-([0-9][^-]*)\\.(dist|egg)-info$', meta)\n"
+    "    if m:\n"
+    "        print('OK ' + m.group(1)); sys.exit(0)\n"
+    "print('OK ')\n"
+)
+
+
+def nvml_python(python, run):
+    """Whether ``python`` can import pynvml, and the nvidia-ml-py version it has."""
+    result = {"path": python, "exists": os.path.exists(python), "pynvml": False, "version": None}
+    if not result["exists"]:
+        return result
+    rc, out, _err = run([python, "-c", _NVML_PROBE])
+    words = out.strip().split(" ", 1)
+    if rc == 0 and words and words[0] == "OK":
+        result["pynvml"] = True
+        result["version"] = words[1].strip() if len(words) > 1 and words[1].strip() else None
+    return result
+
+
+def mok_enrolled(certificate, run):
+    """Whether a MOK certificate is enrolled (mokutil --test-key); None when unknown."""
+    rc, out, err = run(["mokutil", "--test-key", certificate])
+    text = (out + err).lower()
+    if "is already enrolled" in text:
+        return True
+    if "is not enrolled" in text:
+        return False
+    return None
+
+
+def nvidia_smi_query(run):
+    """GPUs as nvidia-smi reports them (name, driver version), or the error it printed."""
+    rc, out, err = run(["nvidia-smi", "--query-gpu=index,name,driver_version", "--format=csv,noheader"])
+    if rc == 127:
+        return {"rc": rc, "gpus": [], "error": "nvidia-smi not found"}
+    gpus = []
+    if rc == 0:
+        for line in out.splitlines():
+            fields = [f.strip() for f in line.split(",")]
+            if len(fields) == 3:
+                gpus.append({"index": fields[0], "name": fields[1], "driver_version": fields[2]})
+    lines = (out + err).strip().splitlines()
+    return {"rc": rc, "gpus": gpus, "error": None if rc == 0 else (lines[0] if lines else "exit %d" % rc)}

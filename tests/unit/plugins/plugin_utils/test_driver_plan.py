@@ -168,8 +168,8 @@ def test_branch_without_open_modules(trixie):
 
 
 def test_old_branch_on_blackwell_stops(tmp_path):
-    facts = with_gpus(dict(gather(hosts.hgx_h100, tmp_path), os={"id": "ubuntu", "family": "Debian", "major_version": "22.04",
-                                                                  "version": "22.04", "name": "Ubuntu 22.04"}), BLACKWELL)
+    ubuntu_2204 = {"id": "ubuntu", "family": "Debian", "major_version": "22.04", "version": "22.04", "name": "Ubuntu 22.04"}
+    facts = with_gpus(dict(gather(hosts.hgx_h100, tmp_path), os=ubuntu_2204), BLACKWELL)
     result = plan(facts, UBUNTU, branch="470")
     assert "need the open kernel modules, which branch 470 does not package here" in result["problems"][0]
 

@@ -10,11 +10,11 @@ File readers take ``root`` for tests; the few helpers that need a command take
 
 from __future__ import absolute_import, division, print_function
 
-import glob
 import os
 import platform
 import shlex
 
+from ansible_collections.gpunode.nvidia.plugins.module_utils import driver
 from ansible_collections.gpunode.nvidia.plugins.module_utils.sysfs import _path, read_text
 
 # os-release ID (or an ID_LIKE entry) -> the OS family name Ansible uses, which
@@ -29,17 +29,6 @@ OS_FAMILIES = {
     "ol": "RedHat",
     "fedora": "RedHat",
 }
-
-# Where kernel packages put nvidia.ko: DKMS (Debian/Ubuntu updates/dkms, EL extra),
-# Ubuntu's precompiled linux-modules-nvidia-* (kernel/nvidia-<branch>*), the .run installer.
-NVIDIA_KO_GLOBS = (
-    "updates/dkms/nvidia.ko*",
-    "extra/nvidia.ko*",
-    "extra/nvidia/nvidia.ko*",
-    "kernel/nvidia*/nvidia.ko*",
-    "kernel/drivers/video/nvidia.ko*",
-    "video/nvidia.ko*",
-)
 
 
 def os_release(root="/"):
@@ -127,19 +116,20 @@ def kernel_release():
 
 
 def installed_nvidia_modules(root="/"):
-    """nvidia.ko files built or installed for each kernel: {kernel: [paths]}."""
+    """The main NVIDIA module built or installed for each kernel: {kernel: [paths]}.
+
+    Which names and directories count is module_utils/driver.py's to know
+    (nvidia.ko, Debian's nvidia-current*.ko, Tesla flavours, DKMS, precompiled).
+    """
     found = {}
-    base = _path(root, "lib/modules")
     try:
-        kernels = sorted(os.listdir(base))
+        kernels = sorted(os.listdir(_path(root, "lib/modules")))
     except OSError:
         return found
     for kernel in kernels:
-        paths = []
-        for pattern in NVIDIA_KO_GLOBS:
-            paths.extend(sorted(glob.glob(os.path.join(base, kernel, pattern))))
+        paths = driver.main_module_files(kernel, root)
         if paths:
-            found[kernel] = ["/" + os.path.relpath(p, root) for p in paths]
+            found[kernel] = paths
     return found
 
 

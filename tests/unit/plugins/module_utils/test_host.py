@@ -75,6 +75,17 @@ def test_installed_modules_and_headers(lab_node, tmp_path):
     assert host.installed_nvidia_modules(lab_node) == {}
 
 
+def test_installed_modules_under_debian_names(tmp_path):
+    # Debian's DKMS packages install the module as nvidia-current.ko (seen on lab nodes).
+    hosts.write(tmp_path, "lib/modules/6.1.0-56-amd64/updates/dkms/nvidia-current.ko.xz")
+    hosts.write(tmp_path, "lib/modules/6.12.118+deb13-amd64/updates/dkms/nvidia-current.ko.xz")
+    hosts.write(tmp_path, "lib/modules/6.12.118+deb13-amd64/updates/dkms/nvidia-current-uvm.ko.xz")
+    assert host.installed_nvidia_modules(str(tmp_path)) == {
+        "6.1.0-56-amd64": ["/lib/modules/6.1.0-56-amd64/updates/dkms/nvidia-current.ko.xz"],
+        "6.12.118+deb13-amd64": ["/lib/modules/6.12.118+deb13-amd64/updates/dkms/nvidia-current.ko.xz"],
+    }
+
+
 def test_headers_package_names():
     assert host.headers_package("Debian", "6.1.0-47-amd64") == "linux-headers-6.1.0-47-amd64"
     assert host.headers_package("RedHat", "5.14.0-427.el9.x86_64") == "kernel-devel-5.14.0-427.el9.x86_64"

@@ -23,13 +23,8 @@ description:
     again after a change, so that a converged node is re-checked in one round trip.
 author:
   - gpunode.nvidia maintainers (!UNKNOWN)
-attributes:
-  check_mode:
-    support: full
-    description: Read-only; runs the same in check mode.
-  diff_mode:
-    support: none
-    description: Changes nothing, so there is nothing to show.
+extends_documentation_fragment:
+  - gpunode.nvidia.attributes.read_only
 options:
   packages:
     description: Package names or shell patterns (C(nvidia-*)) whose installed versions to read.

@@ -25,13 +25,8 @@ author:
   - gpunode.nvidia maintainers (!UNKNOWN)
 requirements:
   - nvidia-ml-py (C(import pynvml)) on the node, in any Python the module can reach
-attributes:
-  check_mode:
-    support: full
-    description: Read-only; runs the same in check mode.
-  diff_mode:
-    support: none
-    description: Reads only; there is nothing to diff.
+extends_documentation_fragment:
+  - gpunode.nvidia.attributes.read_only
 options:
   driver_version:
     description: Exact driver version expected, for example C(580.159.04).

@@ -28,13 +28,8 @@ author:
 requirements:
   - nvidia-ml-py (C(import pynvml)) on the node, in any Python the module can reach
   - the NVIDIA driver (C(libnvidia-ml.so.1) and the loaded kernel module)
-attributes:
-  check_mode:
-    support: full
-    description: Read-only; runs the same in check mode.
-  diff_mode:
-    support: none
-    description: Reads only; there is nothing to diff.
+extends_documentation_fragment:
+  - gpunode.nvidia.attributes.read_only
 options:
   python_interpreters:
     description:

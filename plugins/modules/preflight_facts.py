@@ -26,15 +26,11 @@ description:
 author:
   - gpunode.nvidia maintainers (!UNKNOWN)
 attributes:
-  check_mode:
-    support: full
-    description: Read-only; runs the same in check mode.
-  diff_mode:
-    support: none
-    description: Changes nothing, so there is nothing to show.
   facts:
     support: full
     description: Publishes C(gpunode_preflight).
+extends_documentation_fragment:
+  - gpunode.nvidia.attributes.read_only
 options:
   kernel_release:
     description:

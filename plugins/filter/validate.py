@@ -70,11 +70,15 @@ def validate_gate(stages, stage, skip=None, continue_after_failure=False):
     return None
 
 
-def validate_driver_stage(result, preflight):
-    """The driver stage from nvml_check's registered result and the gpunode_preflight fact."""
+def validate_driver_stage(result, preflight, expected=None):
+    """The driver stage from nvml_check's registered result and the gpunode_preflight fact.
+
+    ``expected``: what nvml_check was asked to check (empty values: not checked), kept in the report.
+    """
     gpus_on_pci = ((preflight or {}).get("gpus") or {}).get("count")
     info = result.get("nvml") or {}
     details = {
+        "expected": dict((k, v) for k, v in (expected or {}).items() if v not in (None, "")),
         "gpus_on_pci": gpus_on_pci,
         "driver_version": info.get("driver_version"),
         "cuda_driver_version": info.get("cuda_driver_version"),
@@ -120,23 +124,30 @@ def _would_change(result):
     return None
 
 
-def validate_toolkit_stage(probes, runtime_check):
-    """The toolkit stage.
+def _from_containerd_fact(containerd, problems):
+    """(configured, details) from the gpunode_containerd fact the containerd role published."""
+    runtime = containerd.get("runtime") or {}
+    name = runtime.get("name") or "nvidia"
+    configured = None
+    if not containerd.get("checked"):
+        problems.append("containerd's configuration was not read in this run (check mode with changes pending): run the containerd role")
+    elif runtime.get("state") != "present" or not runtime.get("options"):
+        configured = False
+        problems.append("containerd config dump has no %s runtime: run the containerd role with containerd_runtime_state: present" % name)
+    else:
+        configured = not containerd.get("problems")
+        problems.extend(containerd.get("problems") or [])
+    details = {
+        "containerd_runtime_configured": configured,
+        "containerd_version": containerd.get("version"),
+        "containerd_config": containerd.get("config_path"),
+        "effective_runtime": {"runtime_type": runtime.get("runtime_type"), "options": runtime.get("options")} if configured else None,
+    }
+    return name, details
 
-    ``probes``: the registered loop of ``<binary> --version`` over the runtime
-    and nvidia-ctk; ``runtime_check``: containerd_runtime run in check mode
-    with diff: no difference means the runtime is configured in containerd.
-    """
-    binaries, problems = {}, []
-    for probe in (probes or {}).get("results") or []:
-        path = probe.get("item")
-        version = _version_of(probe)
-        binaries[path] = version
-        if version is None:
-            missing = _command_missing(probe)
-            problems.append("%s %s" % (path, "is not installed (install the NVIDIA container toolkit: container_toolkit role)" if missing
-                                       else "does not work: %s" % _failure_text(probe)))
-    check = runtime_check or {}
+
+def _from_runtime_check(check, problems):
+    """(name, details) from containerd_runtime run in check mode with diff (no containerd fact)."""
     configured = None
     name = ((check.get("invocation") or {}).get("module_args") or {}).get("name") or "nvidia"
     if not check.get("skipped"):
@@ -149,13 +160,37 @@ def validate_toolkit_stage(probes, runtime_check):
                 problems.append("the %s runtime is not configured in containerd as the containerd role sets it (%s): run the containerd role"
                                 % (name, ", ".join(d.get("after_header", "?") for d in _as_list(check.get("diff")))))
     details = {
-        "binaries": binaries,
         "containerd_runtime_configured": configured,
         "containerd_version": check.get("containerd_version"),
         "containerd_config": check.get("config_path"),
         # What `containerd config dump` shows for the runtime (read when nothing is pending).
         "effective_runtime": (check.get("effective") or {}).get("runtime"),
     }
+    return name, details
+
+
+def validate_toolkit_stage(probes, runtime_check, containerd=None):
+    """The toolkit stage.
+
+    ``probes``: the registered loop of ``<binary> --version`` over the runtime
+    and nvidia-ctk; ``containerd``: the gpunode_containerd fact where the
+    containerd role ran, else ``runtime_check``: containerd_runtime run in
+    check mode with diff (no difference means the runtime is configured).
+    """
+    binaries, problems = {}, []
+    for probe in (probes or {}).get("results") or []:
+        path = probe.get("item")
+        version = _version_of(probe)
+        binaries[path] = version
+        if version is None:
+            missing = _command_missing(probe)
+            problems.append("%s %s" % (path, "is not installed (install the NVIDIA container toolkit: container_toolkit role)" if missing
+                                       else "does not work: %s" % _failure_text(probe)))
+    if containerd:
+        name, details = _from_containerd_fact(containerd, problems)
+    else:
+        name, details = _from_runtime_check(runtime_check or {}, problems)
+    details["binaries"] = binaries
     if problems:
         return _stage("toolkit", "fail", "; ".join(problems), details)
     versions = ", ".join("%s %s" % (path.rsplit("/", 1)[-1], version) for path, version in sorted(binaries.items()))

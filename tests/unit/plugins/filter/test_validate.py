@@ -345,3 +345,42 @@ def test_the_filters_are_registered():
     assert sorted(v.FilterModule().filters()) == sorted(
         ["validate_gate", "validate_driver_stage", "validate_toolkit_stage", "validate_container_stage", "validate_node_capacity",
          "validate_report", "validate_table"])
+
+
+# ------------------------------------------- toolkit from gpunode_containerd
+CONTAINERD_FACT = {
+    "version": "1.7.24", "config_path": "/etc/containerd/config.toml", "checked": True, "problems": [],
+    "runtime": {"name": "nvidia", "state": "present", "binary": "/usr/bin/nvidia-container-runtime", "binary_exists": True,
+                "runtime_type": "io.containerd.runc.v2", "options": {"BinaryName": "/usr/bin/nvidia-container-runtime"}},
+}
+
+
+def test_toolkit_reads_the_containerd_fact_and_runs_no_module():
+    result = v.validate_toolkit_stage(PROBES_OK, {"skipped": True}, CONTAINERD_FACT)
+    assert result["status"] == "pass", result
+    assert result["reason"].endswith("the nvidia runtime is configured in containerd 1.7.24 (confirmed by its config dump)")
+    assert result["details"]["containerd_runtime_configured"] is True
+    assert result["details"]["effective_runtime"]["options"]["BinaryName"] == "/usr/bin/nvidia-container-runtime"
+
+
+def test_toolkit_fails_on_the_containerd_facts_problems():
+    fact = dict(CONTAINERD_FACT, problems=["runtime nvidia does not have SystemdCgroup = True in containerd config dump."])
+    result = v.validate_toolkit_stage(PROBES_OK, {"skipped": True}, fact)
+    assert result["status"] == "fail" and "SystemdCgroup = True" in result["reason"]
+    assert result["details"]["containerd_runtime_configured"] is False
+
+
+def test_toolkit_with_the_runtime_removed_or_not_read():
+    removed = dict(CONTAINERD_FACT, runtime=dict(CONTAINERD_FACT["runtime"], state="absent", name=None, options={}))
+    result = v.validate_toolkit_stage(PROBES_OK, {"skipped": True}, removed)
+    assert result["status"] == "fail" and "containerd config dump has no nvidia runtime" in result["reason"]
+    unread = dict(CONTAINERD_FACT, checked=False)
+    result = v.validate_toolkit_stage(PROBES_OK, {"skipped": True}, unread)
+    assert result["status"] == "fail" and result["details"]["containerd_runtime_configured"] is None
+    assert "not read in this run" in result["reason"]
+
+
+def test_driver_stage_records_what_it_checked():
+    expected = {"driver_version": "535.261.03", "driver_branch": "535", "min_cuda_version": "", "gpu_count": 0}
+    result = v.validate_driver_stage({"failed": True, "msg": "NVIDIA driver not loaded"}, PREFLIGHT_NO_GPU, expected)
+    assert result["details"]["expected"] == {"driver_version": "535.261.03", "driver_branch": "535", "gpu_count": 0}

@@ -181,6 +181,7 @@ import os
 from ansible.module_utils.basic import AnsibleModule
 
 from ansible_collections.gpunode.nvidia.plugins.module_utils import driver, host, sysfs
+from ansible_collections.gpunode.nvidia.plugins.module_utils.runner import make_runner, make_which
 
 
 def gather(root, params, run, which):
@@ -230,18 +231,6 @@ def _under(root, path):
     return os.path.join(root, path.lstrip("/"))
 
 
-def make_runner(module):
-    """A run(argv) for module_utils: resolves the binary and reads in the C locale."""
-
-    def run(argv):
-        binary = argv[0] if os.path.isabs(argv[0]) else module.get_bin_path(argv[0], opt_dirs=["/usr/sbin", "/sbin"])
-        if binary is None:
-            return 127, "", "%s: not found" % argv[0]
-        return module.run_command([binary] + list(argv[1:]), environ_update={"LC_ALL": "C"})
-
-    return run
-
-
 def main():
     module = AnsibleModule(
         argument_spec=dict(
@@ -261,10 +250,7 @@ def main():
         supports_check_mode=True,
     )
 
-    def which(name):
-        return module.get_bin_path(name, opt_dirs=["/usr/sbin", "/sbin"])
-
-    result = gather("/", module.params, make_runner(module), which)
+    result = gather("/", module.params, make_runner(module), make_which(module))
     module.exit_json(changed=False, **result)
 
 

@@ -140,6 +140,7 @@ import os
 from ansible.module_utils.basic import AnsibleModule
 
 from ansible_collections.gpunode.nvidia.plugins.module_utils import host, sysfs
+from ansible_collections.gpunode.nvidia.plugins.module_utils.runner import make_runner
 
 WATCHED_MODULES = ("nvidia", "nvidia_uvm", "nvidia_modeset", "nvidia_drm", "nvidia_peermem", "nouveau")
 
@@ -183,18 +184,6 @@ def gather(root, params, run, sha256):
         "services": host.service_states(params.get("services") or [], run),
         "files": dict((p, sha256(p) if os.path.isfile(p) else None) for p in params.get("files") or []),
     }
-
-
-def make_runner(module):
-    """A run(argv) for module_utils: resolves the binary and reads in the C locale."""
-
-    def run(argv):
-        binary = module.get_bin_path(argv[0], opt_dirs=["/usr/sbin", "/sbin"])
-        if binary is None:
-            return 127, "", "%s: not found" % argv[0]
-        return module.run_command([binary] + list(argv[1:]), environ_update={"LC_ALL": "C"})
-
-    return run
 
 
 def main():

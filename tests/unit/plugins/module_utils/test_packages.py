@@ -4,7 +4,7 @@ headers packages, over outputs recorded on lab nodes."""
 import os
 
 from ansible_collections.gpunode.nvidia.plugins.module_utils import packages
-from ansible_collections.gpunode.nvidia.plugins.plugin_utils import driver_plan as dp
+from ansible_collections.gpunode.nvidia.plugins.plugin_utils.driver_common import upstream
 
 from ... import hosts
 from ...conftest import FIXTURES
@@ -86,7 +86,7 @@ def test_installed_packages_from_rpm_with_epochs(tmp_path):
     versions, held = packages.installed("RedHat", ["nvidia-*", "kmod-nvidia-*", "kernel-devel"], FakeRun({"rpm": (0, out, "")}), str(tmp_path))
     assert versions == {"kmod-nvidia-latest-dkms": "3:550.163.01-1.el9", "nvidia-driver-cuda": "3:550.163.01-1.el9", "kernel-devel": "5.14.0-427.el9"}
     # The plan reads the driver version out of the epoch'd package version.
-    assert held == [] and dp.upstream(versions["kmod-nvidia-latest-dkms"]) == "550.163.01"
+    assert held == [] and upstream(versions["kmod-nvidia-latest-dkms"]) == "550.163.01"
 
 
 def test_dnf_versionlock_entries(tmp_path):

@@ -222,6 +222,7 @@ from ansible.module_utils.basic import AnsibleModule
 from ansible.module_utils.common.text.converters import to_native
 
 from ansible_collections.gpunode.nvidia.plugins.module_utils import containerd_config as cc
+from ansible_collections.gpunode.nvidia.plugins.module_utils import containerd_dropin
 from ansible_collections.gpunode.nvidia.plugins.module_utils import toml_rw
 
 RANCHER_SERVICES = {"k3s": "k3s (or k3s-agent)", "RKE2": "rke2-server (or rke2-agent)"}
@@ -426,10 +427,10 @@ def main():
         dropin_text = cc.read_text(params["dropin_path"])
         if params["state"] == "present":
             semantics = cc.Semantics(version, params["plugin_merge"])
-            plan = cc.plan_present(params, main_text, dropin_text, semantics, defaults=runner.defaults if runner else (lambda: None))
+            plan = containerd_dropin.plan_present(params, main_text, dropin_text, semantics, defaults=runner.defaults if runner else (lambda: None))
         else:
             semantics = None
-            plan = cc.plan_absent(params, main_text, dropin_text)
+            plan = containerd_dropin.plan_absent(params, main_text, dropin_text)
     except cc.ConfigError as exc:
         module.fail_json(msg=to_native(exc), config_path=params["config_path"], dropin_path=params["dropin_path"])
 

@@ -72,23 +72,35 @@ def dnf_locked(names, root="/"):
     return sorted(n for n in names if any(re.match(re.escape(n) + r"-\d", e) for e in entries))
 
 
-def available(family, name, run):
-    """Whether the package manager's cached metadata offers ``name``; None if unknown."""
+def available(family, names, run):
+    """Whether the package manager's cached metadata offers each of ``names``.
+
+    Returns {name: True/False, or None when the cache cannot say}. apt answers
+    for every name in one ``apt-cache policy`` call, one block per package it
+    knows; dnf is asked name by name.
+    """
+    result = dict((n, None) for n in names)
+    if not names:
+        return result
     if family == "Debian":
-        rc, out, _err = run(["apt-cache", "policy", name])
+        rc, out, _err = run(["apt-cache", "policy"] + list(names))
         if rc != 0:
-            return None
+            return result
+        result = dict((n, False) for n in names)
+        current = None
         for raw in out.splitlines():
+            if raw and not raw[0].isspace() and raw.rstrip().endswith(":"):
+                current = raw.rstrip()[:-1]
+                continue
             line = raw.strip()
-            if line.startswith("Candidate:"):
-                return line.split(":", 1)[1].strip() not in ("", "(none)")
-        return False
+            if line.startswith("Candidate:") and current in result:
+                result[current] = line.split(":", 1)[1].strip() not in ("", "(none)")
+        return result
     if family == "RedHat":
-        rc, out, _err = run(["dnf", "-q", "--cacheonly", "repoquery", name])
-        if rc != 0:
-            return None
-        return bool(out.strip())
-    return None
+        for name in names:
+            rc, out, _err = run(["dnf", "-q", "--cacheonly", "repoquery", name])
+            result[name] = bool(out.strip()) if rc == 0 else None
+    return result
 
 
 def headers_package(family, release):

@@ -197,7 +197,7 @@ def gather(root, params, run, which):
         "family": family,
         "packages": versions,
         "held": held,
-        "available": dict((n, packages.available(family, n, run)) for n in params["available"]),
+        "available": packages.available(family, params["available"], run),
         "modules": dict((k, driver.kernel_modules(k, run, root)) for k in kernels),
         "headers": dict((k, host.headers_installed(k, root)) for k in kernels),
         "dkms": dkms,

@@ -165,7 +165,7 @@ def gather(root, params, run, sha256):
             "target": target,
             "headers_installed": host.headers_installed(target, root),
             "headers_package": headers_pkg,
-            "headers_available": packages.available(os_info["family"], headers_pkg, run) if headers_pkg else None,
+            "headers_available": packages.available(os_info["family"], [headers_pkg], run)[headers_pkg] if headers_pkg else None,
         },
         "secure_boot": sysfs.secure_boot(root),
         "gpus": {"count": len(gpus), "devices": gpus},

@@ -26,18 +26,27 @@ def test_headers_package_names():
 
 def test_package_available_from_recorded_apt_cache():
     run = FakeRun({"apt-cache": (0, recorded("apt-cache-policy-available.txt"), "")})
-    assert packages.available("Debian", "linux-headers-6.1.0-47-amd64", run) is True
+    assert packages.available("Debian", ["linux-headers-6.1.0-47-amd64"], run) == {"linux-headers-6.1.0-47-amd64": True}
     assert run.calls == [["apt-cache", "policy", "linux-headers-6.1.0-47-amd64"]]
     run = FakeRun({"apt-cache": (0, recorded("apt-cache-policy-unknown.txt"), "")})
-    assert packages.available("Debian", "linux-headers-6.18.44-fc-v657", run) is False
+    assert packages.available("Debian", ["linux-headers-6.18.44-fc-v657"], run)["linux-headers-6.18.44-fc-v657"] is False
     run = FakeRun({"apt-cache": (0, "foo:\n  Installed: (none)\n  Candidate: (none)\n", "")})
-    assert packages.available("Debian", "foo", run) is False
-    assert packages.available("Debian", "foo", FakeRun()) is None
+    assert packages.available("Debian", ["foo"], run)["foo"] is False
+    assert packages.available("Debian", ["foo"], FakeRun())["foo"] is None
+    assert packages.available("Debian", [], run) == {}
+
+
+def test_package_availability_of_several_names_in_one_call():
+    # apt-cache policy prints a block for each package it knows and nothing for the others.
+    names = ["linux-headers-6.1.0-47-amd64", "no-such-pkg", "linux-headers-amd64"]
+    run = FakeRun({"apt-cache": (0, recorded("apt-cache-policy-several.txt"), "")})
+    assert packages.available("Debian", names, run) == {"linux-headers-6.1.0-47-amd64": True, "no-such-pkg": False, "linux-headers-amd64": True}
+    assert run.calls == [["apt-cache", "policy"] + names]
 
 
 def test_package_available_on_el_uses_the_cache_only():
     run = FakeRun({"dnf": (0, "kernel-devel-0:5.14.0-427.el9.x86_64\n", "")})
-    assert packages.available("RedHat", "kernel-devel-5.14.0-427.el9.x86_64", run) is True
+    assert packages.available("RedHat", ["kernel-devel-5.14.0-427.el9.x86_64"], run) == {"kernel-devel-5.14.0-427.el9.x86_64": True}
     assert "--cacheonly" in run.calls[0]
 
 

@@ -173,7 +173,7 @@ def test_every_case_keeps_every_setting_in_the_real_containerd(host):
             cases.write_case(cases.CASES[name], os.path.join(root, "before", name))
             params = cases.write_case(cases.CASES[name], os.path.join(root, "after", name))
             plan = containerd_dropin.plan_present(params, *(cc.read_text(params[k]) for k in ("config_path", "dropin_path")),
-                                   semantics, defaults=lambda: defaults)
+                                                  semantics, defaults=lambda: defaults)
             for path, text in ((params["dropin_path"], plan.dropin_after), (params["config_path"], plan.main_after)):
                 os.makedirs(os.path.dirname(path), exist_ok=True)
                 with open(path, "w") as handle:

@@ -87,8 +87,6 @@ def gpu_node(facts, loaded=None, container="none", nouveau=False):
         ("always", "535.261.03", "podman", False, False, "container"),
     ],
 )
-
-
 def test_reboot_policy(bookworm, policy, loaded, container, reboot, required, suppressed):  # noqa: PLR0917 (pytest parameters)
     banner = {"version": loaded, "kernel_module_type": "proprietary"} if loaded else None
     facts, state = gpu_node(bookworm, loaded=banner, container=container)
@@ -161,8 +159,6 @@ def test_preinstalled_recognises_the_gpu_machine(tmp_path):
         ({"kernel_module_type": "proprietary"}, "uses the open kernel module, not proprietary"),
     ],
 )
-
-
 def test_preinstalled_mismatches(tmp_path, overrides, message):
     result, _query = preinstalled(tmp_path, gpu_machine_state(), **overrides)
     assert any(message in p for p in result["problems"])

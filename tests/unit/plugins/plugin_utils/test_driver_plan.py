@@ -101,8 +101,6 @@ def test_distro_release_without_data(bookworm):
         ("580", [HOPPER], "proprietary", "proprietary"),
     ],
 )
-
-
 def test_module_type(hgx, branch, gpus, wanted, expected):
     result = plan(with_gpus(hgx, *gpus), UBUNTU, branch=branch, kernel_module_type=wanted)
     assert result["problems"] == [] and result["module_type"] == expected
@@ -118,8 +116,6 @@ def test_module_type(hgx, branch, gpus, wanted, expected):
         ([PASCAL], "open", "predate Turing"),
     ],
 )
-
-
 def test_module_type_conflicts(hgx, gpus, wanted, message):
     result = plan(with_gpus(hgx, *gpus), UBUNTU, branch="580", kernel_module_type=wanted)
     assert message in result["problems"][0]

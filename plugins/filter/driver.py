@@ -1,11 +1,13 @@
 # -*- coding: utf-8 -*-
 # Copyright: gpunode.nvidia contributors
 # GNU General Public License v3.0+ (see https://www.gnu.org/licenses/gpl-3.0.txt)
-"""Filters through which the driver role decides; the logic is in plugin_utils/driver_plan.py."""
+"""Filters through which the driver role decides; the logic is in plugin_utils:
+driver_plan.py (the plan), driver_changes.py (the query and the changes),
+driver_outcome.py (judging the installed driver)."""
 
 from __future__ import absolute_import, division, print_function
 
-from ansible_collections.gpunode.nvidia.plugins.plugin_utils import driver_plan
+from ansible_collections.gpunode.nvidia.plugins.plugin_utils import driver_changes, driver_outcome, driver_plan
 
 
 class FilterModule(object):
@@ -15,7 +17,7 @@ class FilterModule(object):
     def filters(self):
         return {
             "driver_plan": driver_plan.plan,
-            "driver_query": driver_plan.query,
-            "driver_changes": driver_plan.changes,
-            "driver_outcome": driver_plan.outcome,
+            "driver_query": driver_changes.query,
+            "driver_changes": driver_changes.changes,
+            "driver_outcome": driver_outcome.outcome,
         }

@@ -1,8 +1,8 @@
 # -*- coding: utf-8 -*-
 # Copyright: gpunode.nvidia contributors
 # GNU General Public License v3.0+ (see https://www.gnu.org/licenses/gpl-3.0.txt)
-"""Read the state of an installed NVIDIA driver: packages and holds, DKMS, the
-kernel module files, GPU users, and the NVML Python.
+"""Read the state of an installed NVIDIA driver: DKMS, the kernel module files,
+GPU users, the NVML Python, MOK enrolment and nvidia-smi (packages: packages.py).
 
 Like host.py, readers take ``root`` (for tests) and commands go through
 ``run``, a callable (argv) -> (rc, stdout, stderr).
@@ -30,105 +30,6 @@ _DKMS2_RE = re.compile(r"^(?P<module>[^,\s]+), (?P<version>[^,\s]+)(?:, (?P<kern
 # (updates/dkms on Debian/Ubuntu, extra on EL), Ubuntu's precompiled packages
 # (kernel/nvidia-<branch>srv[-open]), the .run installer (kernel/drivers/video, video).
 MODULE_DIRS = ("updates/dkms", "updates", "extra", "extra/nvidia", "kernel/nvidia*", "kernel/drivers/video", "video")
-
-
-def upstream_version(package_version):
-    """Driver version in a package version: '3:550.54.15-1.el9' -> '550.54.15'."""
-    if not package_version:
-        return None
-    version = package_version.split(":", 1)[1] if ":" in package_version else package_version
-    return version.split("-", 1)[0]
-
-
-def installed_packages(family, names, run):
-    """Installed packages matching ``names`` (exact names or shell patterns) in one query.
-
-    Returns ``({name: version}, [held names])``: apt holds from dpkg's selection state;
-    dnf locks are read separately (see :func:`dnf_locked`).
-    """
-    if not names:
-        return {}, []
-    if family == "Debian":
-        fmt = "${Package}\t${Version}\t${db:Status-Status}\t${db:Status-Want}\n"
-        # dpkg-query exits 1 when a name or pattern matches nothing but prints the rest.
-        _rc, out, _err = run(["dpkg-query", "-W", "-f", fmt] + list(names))
-        versions, held = {}, []
-        for line in out.splitlines():
-            fields = line.split("\t")
-            if len(fields) != 4:
-                continue
-            if fields[2] == "installed":
-                versions[fields[0]] = fields[1]
-            if fields[3] == "hold":
-                held.append(fields[0])
-        return versions, sorted(held)
-    if family == "RedHat":
-        _rc, out, _err = run(["rpm", "-qa", "--qf", "%{NAME}\t%{EPOCHNUM}:%{VERSION}-%{RELEASE}\t%{ARCH}\n"] + list(names))
-        versions = {}
-        for line in out.splitlines():
-            fields = line.split("\t")
-            if len(fields) == 3:
-                epoch, rest = fields[1].split(":", 1)
-                versions[fields[0]] = rest if epoch == "0" else fields[1]
-        return versions, []
-    return {}, []
-
-
-def dnf_locked(names, root="/"):
-    """Names that an entry of dnf's versionlock list covers.
-
-    Entries are NEVRA patterns such as ``nvidia-driver-3:550.54.15-1.el9.*``:
-    the name is followed by a dash and the (epoch or) version, which starts with
-    a digit, so ``nvidia-driver`` does not match ``nvidia-driver-cuda-3:...``.
-    """
-    text = read_text(_path(root, "etc/dnf/plugins/versionlock.list")) or ""
-    entries = [line.strip() for line in text.splitlines() if line.strip() and not line.lstrip().startswith(("#", "!"))]
-    return sorted(n for n in names if any(re.match(re.escape(n) + r"-\d", e) for e in entries))
-
-
-def available(family, names, run):
-    """Whether the package cache offers each name: {name: True/False/None}."""
-    result = {}
-    for name in names:
-        if family == "Debian":
-            rc, out, _err = run(["apt-cache", "policy", name])
-            if rc != 0:
-                result[name] = None
-                continue
-            candidate = [line.split(":", 1)[1].strip() for line in out.splitlines() if line.strip().startswith("Candidate:")]
-            result[name] = bool(candidate) and candidate[0] not in ("", "(none)")
-        elif family == "RedHat":
-            rc, out, _err = run(["dnf", "-q", "--cacheonly", "repoquery", name])
-            result[name] = bool(out.strip()) if rc == 0 else None
-        else:
-            result[name] = None
-    return result
-
-
-_META_DEPENDS_RE = re.compile(r"^\s*Depends: linux-headers-(\d\S*)\s*$")
-
-
-def packaged_kernel(family, meta, run):
-    """The kernel release a distribution's headers metapackage stands for, from the cache.
-
-    Debian's linux-headers-amd64 and Ubuntu's linux-headers-generic depend on the
-    versioned headers package of the current kernel; on EL the newest kernel-devel.
-    None when the cache does not say.
-    """
-    if family == "Debian":
-        rc, out, _err = run(["apt-cache", "depends", meta])
-        if rc != 0:
-            return None
-        for line in out.splitlines():
-            match = _META_DEPENDS_RE.match(line)
-            if match:
-                return match.group(1)
-        return None
-    if family == "RedHat":
-        rc, out, _err = run(["dnf", "-q", "--cacheonly", "repoquery", "--latest-limit", "1", "--qf", "%{version}-%{release}.%{arch}", meta])
-        lines = [line.strip() for line in out.splitlines() if line.strip()] if rc == 0 else []
-        return lines[-1] if lines else None
-    return None
 
 
 def parse_dkms_status(text):

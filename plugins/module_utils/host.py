@@ -138,57 +138,6 @@ def headers_installed(release, root="/"):
     return os.path.isdir(_path(root, "lib/modules", release, "build"))
 
 
-def headers_package(family, release):
-    """The package that provides build headers for ``release`` on this family."""
-    if family == "Debian":
-        return "linux-headers-%s" % release
-    if family == "RedHat":
-        return "kernel-devel-%s" % release
-    return None
-
-
-def package_available(family, name, run):
-    """Whether the package manager's cached metadata offers ``name``; None if unknown.
-
-    Cache only: preflight must not refresh repositories (slow, and a change).
-    """
-    if family == "Debian":
-        rc, out, _err = run(["apt-cache", "policy", name])
-        if rc != 0:
-            return None
-        for raw in out.splitlines():
-            line = raw.strip()
-            if line.startswith("Candidate:"):
-                return line.split(":", 1)[1].strip() not in ("", "(none)")
-        return False
-    if family == "RedHat":
-        rc, out, _err = run(["dnf", "-q", "--cacheonly", "repoquery", name])
-        if rc != 0:
-            return None
-        return bool(out.strip())
-    return None
-
-
-def package_versions(family, names, run):
-    """Installed versions of ``names`` in one query: {name: version or None}."""
-    versions = dict((n, None) for n in names)
-    if not names:
-        return versions
-    if family == "Debian":
-        argv = ["dpkg-query", "-W", "-f", "${Package}\t${Version}\t${db:Status-Status}\n"] + list(names)
-    elif family == "RedHat":
-        argv = ["rpm", "-q", "--qf", "%{NAME}\t%{VERSION}-%{RELEASE}\tinstalled\n"] + list(names)
-    else:
-        return versions
-    # Both tools exit non-zero when any name is unknown but still print the rest.
-    _rc, out, _err = run(argv)
-    for line in out.splitlines():
-        fields = line.split("\t")
-        if len(fields) == 3 and fields[0] in versions and fields[2] == "installed":
-            versions[fields[0]] = fields[1]
-    return versions
-
-
 def service_states(names, run):
     """Active and enablement state of systemd units in one `systemctl show`."""
     states = dict((n, {"active": None, "enabled": None}) for n in names)

@@ -222,7 +222,9 @@ from ansible.module_utils.basic import AnsibleModule
 from ansible.module_utils.common.text.converters import to_native
 
 from ansible_collections.gpunode.nvidia.plugins.module_utils import containerd_config as cc
+from ansible_collections.gpunode.nvidia.plugins.module_utils import containerd_dropin
 from ansible_collections.gpunode.nvidia.plugins.module_utils import toml_rw
+from ansible_collections.gpunode.nvidia.plugins.module_utils.runner import make_runner
 
 RANCHER_SERVICES = {"k3s": "k3s (or k3s-agent)", "RKE2": "rke2-server (or rke2-agent)"}
 RANCHER_ADVICE = (
@@ -238,12 +240,12 @@ class Runner(object):
     """containerd's executable, asked for its version, its defaults and a dump."""
 
     def __init__(self, module, binary):
-        self.module = module
         self.binary = binary
+        self._run = make_runner(module)
         self._defaults = None
 
     def run(self, *args):
-        return self.module.run_command([self.binary] + list(args), environ_update={"LC_ALL": "C"})
+        return self._run([self.binary] + list(args))
 
     def version(self):
         rc, out, _err = self.run("--version")
@@ -426,10 +428,10 @@ def main():
         dropin_text = cc.read_text(params["dropin_path"])
         if params["state"] == "present":
             semantics = cc.Semantics(version, params["plugin_merge"])
-            plan = cc.plan_present(params, main_text, dropin_text, semantics, defaults=runner.defaults if runner else (lambda: None))
+            plan = containerd_dropin.plan_present(params, main_text, dropin_text, semantics, defaults=runner.defaults if runner else (lambda: None))
         else:
             semantics = None
-            plan = cc.plan_absent(params, main_text, dropin_text)
+            plan = containerd_dropin.plan_absent(params, main_text, dropin_text)
     except cc.ConfigError as exc:
         module.fail_json(msg=to_native(exc), config_path=params["config_path"], dropin_path=params["dropin_path"])
 

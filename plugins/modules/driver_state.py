@@ -180,15 +180,14 @@ import os
 
 from ansible.module_utils.basic import AnsibleModule
 
-from ansible_collections.gpunode.nvidia.plugins.module_utils import driver, host, sysfs
+from ansible_collections.gpunode.nvidia.plugins.module_utils import driver, host, packages, sysfs
+from ansible_collections.gpunode.nvidia.plugins.module_utils.runner import make_runner, make_which
 
 
 def gather(root, params, run, which):
     """Everything the module returns; ``run`` and ``which`` come from the module."""
     family = host.os_facts(root)["family"]
-    versions, held = driver.installed_packages(family, params["packages"], run)
-    if family == "RedHat":
-        held = driver.dnf_locked(sorted(versions), root)
+    versions, held = packages.installed(family, params["packages"], run, root)
     kernels = params["kernels"]
     dkms = None
     if params["dkms"] and which("dkms"):
@@ -198,7 +197,7 @@ def gather(root, params, run, which):
         "family": family,
         "packages": versions,
         "held": held,
-        "available": driver.available(family, params["available"], run),
+        "available": packages.available(family, params["available"], run),
         "modules": dict((k, driver.kernel_modules(k, run, root)) for k in kernels),
         "headers": dict((k, host.headers_installed(k, root)) for k in kernels),
         "dkms": dkms,
@@ -214,7 +213,7 @@ def gather(root, params, run, which):
         "kernel_meta": None,
     }
     if params.get("kernel_meta"):
-        result["kernel_meta"] = {"package": params["kernel_meta"], "kernel": driver.packaged_kernel(family, params["kernel_meta"], run)}
+        result["kernel_meta"] = {"package": params["kernel_meta"], "kernel": packages.packaged_kernel(family, params["kernel_meta"], run)}
     if params.get("mok_certificate"):
         cert = params["mok_certificate"]
         enrolled = driver.mok_enrolled(cert, run) if which("mokutil") and os.path.exists(_under(root, cert)) else None
@@ -228,18 +227,6 @@ def gather(root, params, run, which):
 
 def _under(root, path):
     return os.path.join(root, path.lstrip("/"))
-
-
-def make_runner(module):
-    """A run(argv) for module_utils: resolves the binary and reads in the C locale."""
-
-    def run(argv):
-        binary = argv[0] if os.path.isabs(argv[0]) else module.get_bin_path(argv[0], opt_dirs=["/usr/sbin", "/sbin"])
-        if binary is None:
-            return 127, "", "%s: not found" % argv[0]
-        return module.run_command([binary] + list(argv[1:]), environ_update={"LC_ALL": "C"})
-
-    return run
 
 
 def main():
@@ -261,10 +248,7 @@ def main():
         supports_check_mode=True,
     )
 
-    def which(name):
-        return module.get_bin_path(name, opt_dirs=["/usr/sbin", "/sbin"])
-
-    result = gather("/", module.params, make_runner(module), which)
+    result = gather("/", module.params, make_runner(module), make_which(module))
     module.exit_json(changed=False, **result)
 
 

@@ -124,7 +124,7 @@ ansible_facts:
             C(installed_modules) nvidia.ko paths per kernel; C(nvml_library) path and version of libnvidia-ml.so.1, or null.
           type: dict
         packages:
-          description: Installed version of each requested package, null when not installed.
+          description: Installed version of each requested package (with its epoch where that is not 0), null when not installed.
           type: dict
           sample: {"nvidia-kernel-dkms": "535.216.01-1~deb12u1", "libnvidia-ml1": null}
         services:
@@ -139,7 +139,8 @@ import os
 
 from ansible.module_utils.basic import AnsibleModule
 
-from ansible_collections.gpunode.nvidia.plugins.module_utils import host, sysfs
+from ansible_collections.gpunode.nvidia.plugins.module_utils import host, packages, sysfs
+from ansible_collections.gpunode.nvidia.plugins.module_utils.runner import make_runner
 
 WATCHED_MODULES = ("nvidia", "nvidia_uvm", "nvidia_modeset", "nvidia_drm", "nvidia_peermem", "nouveau")
 
@@ -153,7 +154,7 @@ def gather(root, params, run, sha256):
     loaded, modules_source = sysfs.kernel_modules(WATCHED_MODULES, root)
     modules = dict(loaded)
     modules["source"] = modules_source
-    headers_pkg = host.headers_package(os_info["family"], target)
+    headers_pkg = packages.headers_package(os_info["family"], target)
     return {
         "os": os_info,
         "architecture": host.architecture(),
@@ -164,7 +165,7 @@ def gather(root, params, run, sha256):
             "target": target,
             "headers_installed": host.headers_installed(target, root),
             "headers_package": headers_pkg,
-            "headers_available": host.package_available(os_info["family"], headers_pkg, run) if headers_pkg else None,
+            "headers_available": packages.available(os_info["family"], [headers_pkg], run)[headers_pkg] if headers_pkg else None,
         },
         "secure_boot": sysfs.secure_boot(root),
         "gpus": {"count": len(gpus), "devices": gpus},
@@ -179,22 +180,10 @@ def gather(root, params, run, sha256):
             "installed_modules": host.installed_nvidia_modules(root),
             "nvml_library": host.nvml_library(run, root),
         },
-        "packages": host.package_versions(os_info["family"], params.get("packages") or [], run),
+        "packages": packages.versions(os_info["family"], params.get("packages") or [], run, root),
         "services": host.service_states(params.get("services") or [], run),
         "files": dict((p, sha256(p) if os.path.isfile(p) else None) for p in params.get("files") or []),
     }
-
-
-def make_runner(module):
-    """A run(argv) for module_utils: resolves the binary and reads in the C locale."""
-
-    def run(argv):
-        binary = module.get_bin_path(argv[0], opt_dirs=["/usr/sbin", "/sbin"])
-        if binary is None:
-            return 127, "", "%s: not found" % argv[0]
-        return module.run_command([binary] + list(argv[1:]), environ_update={"LC_ALL": "C"})
-
-    return run
 
 
 def main():

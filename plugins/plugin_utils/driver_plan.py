@@ -1,30 +1,24 @@
 # -*- coding: utf-8 -*-
 # Copyright: gpunode.nvidia contributors
 # GNU General Public License v3.0+ (see https://www.gnu.org/licenses/gpl-3.0.txt)
-"""What the driver role does on a node, decided on the controller.
+"""The driver role's plan, decided on the controller before the node is touched.
 
-Pure functions of plain data (the role's inputs, the per-OS data in
-roles/driver/vars/, the ``gpunode_preflight`` fact and what the
-``driver_state`` module read), so every OS, source and branch combination is
-unit-tested without a node. Three steps, each a filter in plugins/filter:
-
-- :func:`plan` (before touching the node): validate the inputs and resolve
-  branch, module type, packages, repository, kernel and Secure Boot needs.
-- :func:`changes` (after the first state read): what is missing, whether the
-  installed driver changes version, who holds the GPU, Secure Boot readiness.
-- :func:`outcome` (after installing): holds, the DKMS/module verification and
-  the reboot decision.
+:func:`plan` resolves branch, module type, packages, repository, kernel and
+Secure Boot needs from the role's inputs, the per-OS data in roles/driver/vars/
+and the ``gpunode_preflight`` fact, and names every problem with the inputs
+that the role's argument spec cannot (meta/argument_specs.yml already checks
+types and choices). Pure functions of plain data, so every OS, source and
+branch combination is unit-tested without a node. The next steps are
+driver_changes.py (what changes on this node) and driver_outcome.py (judging
+the installed driver); each is a filter in plugins/filter/driver.py.
 """
 
 from __future__ import absolute_import, division, print_function
 
-import fnmatch
 import re
 
-SOURCES = ("distro", "cuda_repo", "mirror", "preinstalled")
-MODULE_TYPES = ("auto", "open", "proprietary")
-REBOOT_POLICIES = ("never", "if_needed", "always")
-TRI_STATE = ("auto", "always", "never")
+from ansible_collections.gpunode.nvidia.plugins.plugin_utils.driver_common import fmt
+
 # driver_kernel_release: the kernel the OS's headers metapackage stands for (resolved on the node).
 PACKAGED = "packaged"
 
@@ -41,10 +35,6 @@ OPEN_FIRST_BRANCH = 515
 FIRST_TURING_DEVICE = 0x1E00
 FIRST_BLACKWELL_DEVICE = 0x2900
 GRACE_HOPPER_DEVICES = (0x2342, 0x2348)
-
-
-def _fmt(template, **values):
-    return template.format(**values)
 
 
 def _dev_id(device):
@@ -189,12 +179,6 @@ def plan(inputs, os_data, family, facts):
     problems, notes = [], []
     source = inputs.get("source")
     result = {"source": source, "problems": problems, "notes": notes}
-    if source not in SOURCES:
-        problems.append("driver_source must be one of %s, not %r" % (", ".join(SOURCES), source))
-        return result
-    for key, allowed in (("kernel_module_type", MODULE_TYPES), ("reboot", REBOOT_POLICIES), ("fabricmanager", TRI_STATE), ("precompiled_modules", TRI_STATE)):
-        if inputs.get(key) not in allowed:
-            problems.append("driver_%s must be one of %s, not %r" % (key, ", ".join(allowed), inputs.get(key)))
     branch = str(inputs.get("branch") or "")
     version = str(inputs.get("version") or "")
     if branch and not _BRANCH_RE.match(branch):
@@ -281,15 +265,15 @@ def plan(inputs, os_data, family, facts):
 
     values = {"branch": branch, "prefix": branch_data.get("prefix", ""), "open": "-open" if module_type == "open" else "", "kernel": kernel}
     packages = src["packages"]
-    common = [_fmt(p, **values) for p in packages.get("common") or []]
-    companions = [_fmt(p, **values) for p in src.get("companions") or []]
-    dkms_set = [_fmt(p, **values) for p in packages["dkms"][module_type]] + common
+    common = [fmt(p, **values) for p in packages.get("common") or []]
+    companions = [fmt(p, **values) for p in src.get("companions") or []]
+    dkms_set = [fmt(p, **values) for p in packages["dkms"][module_type]] + common
     precompiled = None
     mode = inputs.get("precompiled_modules", "auto")
     if packages.get("precompiled") and mode != "never":
         precompiled = {
-            "locked": [_fmt(p, **values) for p in packages["precompiled"][module_type]] + common,
-            "module_package": _fmt(src["precompiled_module"], **values),
+            "locked": [fmt(p, **values) for p in packages["precompiled"][module_type]] + common,
+            "module_package": fmt(src["precompiled_module"], **values),
         }
     elif mode == "always":
         problems.append("driver_precompiled_modules always: %s has no precompiled kernel modules on %s" % (source, _os_label(facts).strip()))
@@ -304,9 +288,9 @@ def plan(inputs, os_data, family, facts):
                 % (nvswitches, source, _os_label(facts).strip())
             )
         else:
-            fabricmanager = {"packages": [_fmt(p, **values) for p in fm_packages]}
+            fabricmanager = {"packages": [fmt(p, **values) for p in fm_packages]}
 
-    headers = [_fmt(p, kernel=kernel) for p in (inputs.get("kernel_headers_packages") or [family["headers_package"]])]
+    headers = [fmt(p, kernel=kernel) for p in (inputs.get("kernel_headers_packages") or [family["headers_package"]])]
     repository = None
     if source in ("cuda_repo", "mirror"):
         repository, problem = _repository(inputs, src, family, facts)
@@ -314,7 +298,7 @@ def plan(inputs, os_data, family, facts):
             problems.append(problem)
     module_stream = None
     if family.get("package_manager") == "dnf" and src.get("module_stream"):
-        module_stream = _fmt(src["module_stream"][module_type], branch=branch)
+        module_stream = fmt(src["module_stream"][module_type], branch=branch)
 
     result.update(
         {
@@ -328,7 +312,7 @@ def plan(inputs, os_data, family, facts):
             "pin": {"patterns": list(family.get("driver_package_patterns") or []), "version": version} if version and family.get("pin_file") else None,
             "secure_boot": _secure_boot_needs(inputs, family, facts, os_data),
             "nvml": _nvml(inputs, os_data, family, problems),
-            "initramfs_image": _fmt(family["initramfs_image"], kernel=kernel) if family.get("initramfs_image") else None,
+            "initramfs_image": fmt(family["initramfs_image"], kernel=kernel) if family.get("initramfs_image") else None,
             "build_requires": list(family.get("build_requires") or []),
         }
     )
@@ -384,384 +368,3 @@ def _nvml(inputs, os_data, family, problems):
             return {"install": "distro", "python": inputs.get("nvml_python"), "packages": []}
         return {"install": "distro", "python": inputs.get("nvml_python"), "packages": [package]}
     return {"install": "none", "python": inputs.get("nvml_python") or None, "packages": []}
-
-
-def query(plan_result):
-    """What the driver_state module should read for this plan."""
-    names = list(plan_result.get("patterns") or [])
-    for key in ("companions", "headers"):
-        names.extend(plan_result.get(key) or [])
-    for key in ("dkms", "precompiled"):
-        data = plan_result.get(key) or {}
-        names.extend(data.get("locked") or [])
-        if data.get("module_package"):
-            names.append(data["module_package"])
-    names.extend((plan_result.get("fabricmanager") or {}).get("packages") or [])
-    names.extend((plan_result.get("nvml") or {}).get("packages") or [])
-    kernels = [k for k in (plan_result.get("kernel"), plan_result.get("running_kernel")) if k]
-    precompiled = plan_result.get("precompiled") or {}
-    sb = plan_result.get("secure_boot") or {}
-    files = [p for p in (sb.get("key"), sb.get("cert")) if p and (sb.get("enabled") or sb.get("user_provided"))]
-    files += [plan_result["initramfs_image"]] if plan_result.get("initramfs_image") else []
-    return {
-        "packages": _unique(names),
-        "available": _unique(
-            ([precompiled["module_package"]] if precompiled.get("module_package") else [])
-            + list(plan_result.get("headers") or [])
-            + list(plan_result.get("build_requires") or [])
-        ),
-        "kernels": sorted(set(kernels)),
-        "files": files,
-        "mok_certificate": sb.get("cert") if sb.get("enabled") else None,
-        "nvml_python": (plan_result.get("nvml") or {}).get("python") or None,
-        "nvidia_smi": bool(plan_result.get("gpus")),
-    }
-
-
-def _unique(names):
-    seen, unique = set(), []
-    for name in names:
-        if name and name not in seen:
-            seen.add(name)
-            unique.append(name)
-    return unique
-
-
-def _matches(name, patterns):
-    return any(fnmatch.fnmatchcase(name, p) for p in patterns)
-
-
-def upstream(package_version):
-    """'3:550.54.15-1.el9' -> '550.54.15'; None stays None."""
-    if not package_version:
-        return None
-    version = package_version.split(":", 1)[1] if ":" in package_version else package_version
-    return version.split("-", 1)[0]
-
-
-def version_spec(family, name, version):
-    """How the package manager asks for ``name`` at driver ``version``."""
-    return _fmt(family["version_spec"], name=name, version=version) if version else name
-
-
-def changes(plan_result, state, inputs, family):
-    """What must change on the node, from the plan and the first state read."""
-    problems, notes = [], []
-    installed = state.get("packages") or {}
-    available = state.get("available") or {}
-    result = {"problems": problems, "notes": notes}
-    if plan_result["source"] == "preinstalled":
-        result.update({"build": None, "install_needed": False, "changing": False, "install": [], "locked": [], "services_to_cycle": []})
-        return result
-    precompiled = plan_result.get("precompiled")
-    mode = inputs.get("precompiled_modules", "auto")
-    build, chosen = "dkms", plan_result["dkms"]
-    if precompiled and (mode == "always" or available.get(precompiled["module_package"]) or precompiled["module_package"] in installed):
-        build, chosen = "precompiled", precompiled
-    elif precompiled and mode == "auto":
-        notes.append("no precompiled module package %s for this kernel: building with DKMS" % precompiled["module_package"])
-    locked = list(chosen["locked"]) + list((plan_result.get("fabricmanager") or {}).get("packages") or [])
-    companions = list(plan_result.get("companions") or [])
-    if chosen.get("module_package"):
-        companions.append(chosen["module_package"])
-    headers = list(plan_result.get("headers") or []) if build == "dkms" else []
-    extra = list((plan_result.get("nvml") or {}).get("packages") or [])
-    primary = locked[0]
-    installed_version = upstream(installed.get(primary))
-    # The driver already on the node, whichever package brought it: the NVML
-    # library's file name and the running module carry its version too.
-    previous = installed_version or (state.get("nvml_library") or {}).get("version") or (state.get("loaded") or {}).get("version")
-    wanted = plan_result.get("version") or None
-    changing = bool(
-        previous and (installed_version != previous or (wanted and previous != wanted) or previous.split(".")[0] != plan_result["branch"])
-    )
-    stale = [n for n in locked if wanted and n in installed and upstream(installed[n]) != wanted]
-    missing = [n for n in locked + companions + headers + extra if n not in installed]
-    install_needed = bool(missing or stale or (wanted and installed_version != wanted))
-    install = [version_spec(family, n, wanted) for n in locked] + companions + headers + extra
-
-    services = list(inputs.get("gpu_services") or [])
-    units = set(s if "." in s else s + ".service" for s in services)
-    users = state.get("processes") or []
-    blockers = [p for p in users if p.get("unit") not in units]
-    if changing and blockers and not inputs.get("force"):
-        problems.append(
-            "refusing to change the driver from %s to %s while processes use the GPU (set driver_force: true to go ahead):\n%s"
-            % (
-                previous,
-                wanted or "branch %s" % plan_result["branch"],
-                "\n".join(
-                    "    pid %s %s (%s) holds %s" % (p["pid"], p.get("comm"), p.get("unit") or "no unit", ", ".join(p.get("devices") or []))
-                    for p in blockers
-                ),
-            )
-        )
-    states = state.get("services") or {}
-    cycle = [s for s in services if changing and (states.get(s) or {}).get("active") in ("active", "activating", "reloading")]
-    problems.extend(_secure_boot_problems(plan_result, state, build))
-    if build == "dkms" and (plan_result.get("secure_boot") or {}).get("enabled") is None:
-        notes.append("Secure Boot state unknown (efivars not readable here); if it is on, see driver_secure_boot_mok_key")
-    headers_ok = (state.get("headers") or {}).get(plan_result.get("kernel"))
-    unavailable = [h for h in headers if h not in installed and available.get(h) is False]
-    # EL: dkms itself comes from EPEL, which the role does not set up.
-    for name in plan_result.get("build_requires") or [] if build == "dkms" else []:
-        if name not in installed and available.get(name) is False:
-            problems.append(
-                "%s is not installable from the enabled repositories: enable EPEL (dnf install epel-release, and on RHEL"
-                " the CodeReady Builder repository) or a mirror that carries it" % name
-            )
-    if build == "dkms" and not headers_ok and unavailable:
-        problems.append(
-            "no build headers for kernel %s: %s is not installed and the package cache does not offer it. The node may run a"
-            " kernel its distribution has no headers for (a VM's or container host's own kernel): set driver_kernel_release to a"
-            " kernel whose headers exist (on Debian the one linux-headers-amd64 depends on), or name the packages in"
-            " driver_kernel_headers_packages." % (plan_result.get("kernel"), ", ".join(unavailable))
-        )
-    result.update(
-        {
-            "build": build,
-            "locked": locked,
-            "companions": companions,
-            "headers": headers,
-            "install": install,
-            "missing": missing,
-            "stale": stale,
-            "install_needed": install_needed,
-            "changing": changing,
-            "previous_version": previous,
-            "gpu_users": users,
-            "services_to_cycle": cycle,
-            "sign": bool(
-                (plan_result.get("secure_boot") or {}).get("user_provided") and build == "dkms" and (plan_result["secure_boot"] or {}).get("config_file")
-            ),
-        }
-    )
-    return result
-
-
-def secure_boot_steps(cert):
-    """The exact steps to get DKMS-built modules loading under Secure Boot."""
-    return (
-        "Secure Boot is on and the NVIDIA module built by DKMS must be signed with a key the firmware trusts. Either:\n"
-        "  a) enrol the key DKMS signs with: mokutil --import %(cert)s (choose a one-time password), reboot,"
-        " pick 'Enroll MOK' in the blue MokManager screen and enter it; then re-run; or\n"
-        "  b) use your own key: openssl req -new -x509 -newkey rsa:2048 -nodes -days 3650 -subj '/CN=gpunode DKMS signing/'"
-        " -keyout /root/mok/MOK.priv -outform DER -out /root/mok/MOK.der; mokutil --import /root/mok/MOK.der; reboot and enrol"
-        " as above; then set driver_secure_boot_mok_key: /root/mok/MOK.priv and driver_secure_boot_mok_cert: /root/mok/MOK.der."
-        % {"cert": cert or "<certificate>"}
-    )
-
-
-def _secure_boot_problems(plan_result, state, build):
-    sb = plan_result.get("secure_boot") or {}
-    if sb.get("user_provided") and build == "dkms" and not sb.get("config_file"):
-        return [
-            "driver_secure_boot_mok_key/cert: this release's dkms (before 3.0) cannot be pointed at another key. Use the"
-            " precompiled, vendor-signed modules (driver_precompiled_modules: always), or enrol the key it signs with"
-            " (%s) and leave driver_secure_boot_mok_key/cert empty." % sb.get("cert")
-        ]
-    if not sb.get("enabled") or build != "dkms":
-        return []
-    files = state.get("files") or {}
-    missing = [p for p in (sb.get("key"), sb.get("cert")) if p and not files.get(p)]
-    if sb.get("user_provided") and missing:
-        return ["driver_secure_boot_mok_key/cert: %s not found on the node" % ", ".join(missing)]
-    enrolled = (state.get("mok") or {}).get("enrolled")
-    if enrolled is True:
-        return []
-    if enrolled is None and sb.get("user_provided"):
-        return []  # mokutil absent or unreadable: trust the user's key (noted in the summary)
-    return [secure_boot_steps(sb.get("cert"))]
-
-
-def _dkms_entries(state, kernel):
-    return [e for e in (state.get("dkms") or []) if e.get("kernel") == kernel and (e.get("module") or "").startswith("nvidia")]
-
-
-def outcome(plan_result, change, state, *, facts, inputs, changed):
-    """Holds, verification and the reboot decision, from the state after installing.
-
-    ``changed`` says whether this run changed driver packages, the nouveau
-    blacklist or the module signing set-up.
-    """
-    problems, checks = [], []
-    kernel = plan_result.get("kernel")
-    installed = state.get("packages") or {}
-    if plan_result["source"] == "preinstalled":
-        return _outcome_preinstalled(plan_result, state, facts, inputs)
-    primary = change["locked"][0]
-    version = upstream(installed.get(primary))
-    if not version:
-        problems.append("%s is not installed after the install step" % primary)
-    elif plan_result.get("version") and version != plan_result["version"]:
-        problems.append("%s is at %s, not the pinned %s" % (primary, version, plan_result["version"]))
-    else:
-        checks.append("%s %s installed" % (primary, version))
-    for name in change["locked"]:
-        if name in installed and upstream(installed[name]) != version:
-            problems.append("%s is at %s, not %s like %s: driver packages split" % (name, installed[name], version, primary))
-
-    # Holds: every installed package of this driver version, plus companions.
-    held_wanted = sorted(
-        set(n for n, v in installed.items() if _matches(n, plan_result["patterns"]) and upstream(v) == version)
-        | set(n for n in change["locked"] + change["companions"] if n in installed)
-    )
-    to_hold = [n for n in held_wanted if n not in (state.get("held") or [])] if inputs.get("hold_packages", True) else []
-
-    modules = (state.get("modules") or {}).get(kernel) or []
-    module = modules[0] if modules else None
-    dkms_entries = _dkms_entries(state, kernel)
-    dkms_ok = [e for e in dkms_entries if e.get("state") == "installed" and e.get("version") == version]
-    rebuild = change["build"] == "dkms" and version is not None and not dkms_ok
-    if change["build"] == "dkms":
-        if dkms_ok:
-            checks.append("dkms: %s" % dkms_ok[0]["detail"])
-        else:
-            problems.append(
-                "dkms has no installed nvidia module %s for kernel %s (status: %s)"
-                % (version, kernel, "; ".join(e["detail"] for e in dkms_entries) or "nothing for this kernel")
-            )
-    if not module:
-        problems.append("no NVIDIA kernel module file for kernel %s under /lib/modules/%s" % (kernel, kernel))
-    elif module.get("built_for") != kernel:
-        problems.append("%s has vermagic %r, not kernel %s" % (module["path"], module.get("vermagic"), kernel))
-    elif module.get("version") != version:
-        problems.append("%s is version %s, not %s" % (module["path"], module.get("version"), version))
-    else:
-        checks.append("modinfo %s: version %s, vermagic %s" % (module["path"], module["version"], module["vermagic"]))
-    smi = (state.get("commands") or {}).get("nvidia-smi")
-    if smi:
-        checks.append("nvidia-smi at %s" % smi)
-    else:
-        problems.append("nvidia-smi is not installed")
-    nvml_lib = state.get("nvml_library") or {}
-    if nvml_lib.get("version") and version and nvml_lib["version"] != version:
-        problems.append("the loader finds NVML %s at %s, not %s" % (nvml_lib["version"], nvml_lib.get("path"), version))
-
-    loaded = state.get("loaded")
-    in_place = loaded and loaded.get("version") == version and loaded.get("kernel_module_type") == plan_result.get("module_type")
-    smi = state.get("nvidia_smi") or {}
-    if in_place and smi:
-        if smi.get("rc") == 0:
-            checks.append("nvidia-smi sees %d GPU(s) on driver %s" % (len(smi.get("gpus") or []), version))
-        else:
-            problems.append("driver %s is loaded but nvidia-smi fails: %s" % (version, smi.get("error")))
-    nouveau = ((facts.get("modules") or {}).get("nouveau")) is True
-    reload = bool(
-        inputs.get("reload_modules", True)
-        and plan_result.get("gpus")
-        and not plan_result.get("container")
-        and not nouveau
-        and version
-        and kernel == plan_result.get("running_kernel")
-        and not in_place
-    )
-    decision = reboot_decision(plan_result, state, facts=facts, inputs=inputs, changed=changed, version=version)
-    return {
-        "in_place": bool(in_place),
-        "reload": reload,
-        "version": version,
-        "branch": version.split(".")[0] if version else plan_result.get("branch"),
-        "module": module,
-        "to_hold": to_hold,
-        "held": held_wanted if inputs.get("hold_packages", True) else [],
-        "rebuild": rebuild,
-        "checks": checks,
-        "problems": problems,
-        "reboot": decision,
-    }
-
-
-def _outcome_preinstalled(plan_result, state, facts, inputs):
-    problems, checks = [], []
-    loaded = state.get("loaded")
-    gpus = plan_result.get("gpus", 0)
-    running = plan_result.get("running_kernel")
-    modules = (state.get("modules") or {}).get(running) or []
-    nvml_lib = state.get("nvml_library") or {}
-    version = (loaded or {}).get("version") or (modules[0].get("version") if modules else None) or nvml_lib.get("version")
-    if loaded:
-        checks.append("running driver %s (%s kernel module)" % (loaded.get("version"), loaded.get("kernel_module_type")))
-    elif gpus:
-        problems.append("no NVIDIA driver is loaded on a node with %d GPU(s) (no /proc/driver/nvidia/version)" % gpus)
-    if not version:
-        problems.append("driver_source preinstalled, but no NVIDIA driver is loaded or installed for kernel %s" % running)
-    if version and plan_result.get("version") and version != plan_result["version"]:
-        problems.append("the preinstalled driver is %s, not driver_version %s" % (version, plan_result["version"]))
-    if version and plan_result.get("branch") and version.split(".")[0] != plan_result["branch"]:
-        problems.append("the preinstalled driver %s is not in driver_branch %s" % (version, plan_result["branch"]))
-    wanted_type = inputs.get("kernel_module_type", "auto")
-    if loaded and wanted_type != "auto" and loaded.get("kernel_module_type") != wanted_type:
-        problems.append("the running driver uses the %s kernel module, not %s" % (loaded.get("kernel_module_type"), wanted_type))
-    if nvml_lib.get("version"):
-        if version and nvml_lib["version"] != version:
-            problems.append("NVML library %s at %s does not match the driver %s" % (nvml_lib["version"], nvml_lib.get("path"), version))
-        else:
-            checks.append("NVML library %s at %s" % (nvml_lib["version"], nvml_lib.get("path")))
-    smi = state.get("nvidia_smi") or {}
-    if gpus and smi:
-        seen = sorted(set(g["driver_version"] for g in smi.get("gpus") or []))
-        if smi.get("rc") != 0:
-            problems.append("nvidia-smi failed: %s" % smi.get("error"))
-        elif version and seen != [version]:
-            problems.append("nvidia-smi reports driver %s, not %s" % (", ".join(seen), version))
-        else:
-            checks.append("nvidia-smi sees %d GPU(s): %s" % (len(smi["gpus"]), ", ".join(g["name"] for g in smi["gpus"])))
-    return {
-        "in_place": bool(loaded),
-        "reload": False,
-        "version": version,
-        "branch": version.split(".")[0] if version else None,
-        "module": modules[0] if modules else None,
-        "to_hold": [],
-        "held": [],
-        "rebuild": False,
-        "checks": checks,
-        "problems": problems,
-        "reboot": {"required": False, "reboot": False, "reason": "driver_source preinstalled never reboots", "suppressed": None},
-    }
-
-
-def reboot_decision(plan_result, state, *, facts, inputs, changed, version):
-    """Whether the module that should run is the one loaded, and what the policy does about it.
-
-    Returns required (a reboot would change what runs), reboot (do it now),
-    reason, and suppressed (why a wanted reboot does not happen here).
-    """
-    policy = inputs.get("reboot", "if_needed")
-    loaded = state.get("loaded")
-    kernel, running = plan_result.get("kernel"), plan_result.get("running_kernel")
-    nouveau = ((facts.get("modules") or {}).get("nouveau")) is True
-    reasons = []
-    if not plan_result.get("gpus"):
-        required = False
-        reasons.append("no NVIDIA GPU on the PCI bus: there is no module to load")
-    else:
-        if nouveau:
-            reasons.append("nouveau is loaded; the blacklist takes effect at boot")
-        if kernel != running:
-            reasons.append("the module is built for kernel %s and the node runs %s" % (kernel, running))
-        if not loaded:
-            reasons.append("no NVIDIA module is loaded")
-        elif version and loaded.get("version") != version:
-            reasons.append("the loaded module is %s, the installed driver %s" % (loaded.get("version"), version))
-        elif loaded.get("kernel_module_type") != plan_result.get("module_type"):
-            reasons.append("the loaded module is %s, the installed one %s" % (loaded.get("kernel_module_type"), plan_result.get("module_type")))
-        required = bool(reasons)
-        if not required:
-            reasons.append("the loaded module is the installed %s" % version)
-    want = (policy == "if_needed" and required) or (policy == "always" and (changed or required))
-    if policy == "always" and changed and not required:
-        reasons.append("driver_reboot always: this run changed the driver")
-    suppressed = None
-    if want and plan_result.get("container"):
-        suppressed = "the node is a container (%s): reboot its host instead" % ((facts.get("virtualization") or {}).get("container"))
-    elif policy == "never" and required:
-        suppressed = "driver_reboot is never: reboot the node yourself (drain it first)"
-    return {
-        "policy": policy,
-        "required": required,
-        "reboot": bool(want and not suppressed),
-        "reason": "; ".join(reasons),
-        "suppressed": suppressed,
-    }

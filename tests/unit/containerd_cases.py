@@ -255,14 +255,21 @@ def write_case(case, directory):
     if not os.path.isdir(directory):
         os.makedirs(directory)
     for rel, text in case.files.items():
-        path = os.path.join(directory, rel)
-        if text is None:
-            continue
-        if not os.path.isdir(os.path.dirname(path)):
-            os.makedirs(os.path.dirname(path))
-        with open(path, "w") as handle:
-            handle.write(text.replace("@CASE@", directory))
+        if text is not None:
+            write_file(os.path.join(directory, rel), text.replace("@CASE@", directory))
     return params_for(case, directory)
+
+
+def write_file(path, text):
+    """Write ``text`` to ``path`` (its directory created); None removes the file."""
+    if text is None:
+        if os.path.exists(path):
+            os.unlink(path)
+        return
+    if not os.path.isdir(os.path.dirname(path)):
+        os.makedirs(os.path.dirname(path))
+    with open(path, "w") as handle:
+        handle.write(text)
 
 
 def params_for(case, directory):

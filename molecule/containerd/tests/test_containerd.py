@@ -20,6 +20,7 @@ sys.path[:0] = [os.path.join(PROJECT, ".cache", "collections"), os.path.join(PRO
 
 import containerd_cases as cases  # noqa: E402  (tests/unit, shared with the unit tests)
 from ansible_collections.gpunode.nvidia.plugins.module_utils import containerd_config as cc  # noqa: E402
+from ansible_collections.gpunode.nvidia.plugins.module_utils import containerd_dropin  # noqa: E402
 
 INVENTORY = os.environ["MOLECULE_INVENTORY_FILE"]
 testinfra_hosts = [
@@ -171,13 +172,13 @@ def test_every_case_keeps_every_setting_in_the_real_containerd(host):
         for name in names:
             cases.write_case(cases.CASES[name], os.path.join(root, "before", name))
             params = cases.write_case(cases.CASES[name], os.path.join(root, "after", name))
-            plan = cc.plan_present(params, *(cc.read_text(params[k]) for k in ("config_path", "dropin_path")),
-                                   semantics, defaults=lambda: defaults)
+            plan = containerd_dropin.plan_present(params, *(cc.read_text(params[k]) for k in ("config_path", "dropin_path")),
+                                                  semantics, defaults=lambda: defaults)
             for path, text in ((params["dropin_path"], plan.dropin_after), (params["config_path"], plan.main_after)):
                 os.makedirs(os.path.dirname(path), exist_ok=True)
                 with open(path, "w") as handle:
                     handle.write(text)
-            again = cc.plan_present(params, plan.main_after, plan.dropin_after, semantics, defaults=lambda: defaults)
+            again = containerd_dropin.plan_present(params, plan.main_after, plan.dropin_after, semantics, defaults=lambda: defaults)
             assert not again.changed, name
             planned[name] = params
         container = host.backend.name

@@ -4,6 +4,7 @@ import os
 
 import pytest
 import yaml
+from ansible.module_utils.common.arg_spec import ArgumentSpecValidator
 
 from ..conftest import ROOT
 
@@ -40,3 +41,13 @@ def test_public_variables_carry_the_role_prefix(role):
     assert all(name.startswith(role + "_") for name in spec), sorted(spec)
     internal = load("roles", role, "vars", "main.yml")
     assert all(name.startswith("_" + role + "_") for name in internal), sorted(internal)
+
+
+def test_driver_bad_choices_are_named_by_the_spec():
+    # The driver planner leaves choices to the argument spec, which Ansible checks when the role starts.
+    spec = load("roles", "driver", "meta", "argument_specs.yml")["argument_specs"]["main"]["options"]
+    defaults = load("roles", "driver", "defaults", "main.yml")
+    errors = ArgumentSpecValidator(spec).validate(dict(defaults, driver_reboot="sometimes", driver_source="distro")).errors
+    assert [str(e) for e in errors] == ["value of driver_reboot must be one of: never, if_needed, always, got: sometimes"]
+    errors = ArgumentSpecValidator(spec).validate(dict(defaults, driver_source="runfile")).errors
+    assert str(errors[0]).startswith("value of driver_source must be one of")

@@ -11,6 +11,7 @@ import re
 
 import pytest
 
+from ansible_collections.gpunode.nvidia.plugins.plugin_utils import driver_changes as dc
 from ansible_collections.gpunode.nvidia.plugins.plugin_utils import driver_plan as dp
 
 from ..driver_data import ROLE, inputs, load, os_data
@@ -74,7 +75,7 @@ def test_every_listed_combination_resolves(os_id, family, name, release, source,
     result = dp.plan(given, data, fam, facts(os_id, family, name, release))
     assert result["problems"] == [], result["problems"]
     assert result["module_type"] == flavour
-    change = dp.changes(result, {"available": {}}, given, fam)
+    change = dc.changes(result, {"available": {}}, given, fam)
     name_re = DEB_NAME if fam["package_manager"] == "apt" else RPM_NAME
     names = change["locked"] + change["companions"] + change["headers"]
     for package in names:

@@ -1,4 +1,4 @@
-"""module_utils/host.py: OS facts, init, virtualization, packages, services, NVML library."""
+"""module_utils/host.py: OS facts, init, virtualization, installed modules, services, NVML library."""
 
 import os
 
@@ -83,46 +83,6 @@ def test_installed_modules_under_debian_names(tmp_path):
     assert host.installed_nvidia_modules(str(tmp_path)) == {
         "6.1.0-56-amd64": ["/lib/modules/6.1.0-56-amd64/updates/dkms/nvidia-current.ko.xz"],
         "6.12.118+deb13-amd64": ["/lib/modules/6.12.118+deb13-amd64/updates/dkms/nvidia-current.ko.xz"],
-    }
-
-
-def test_headers_package_names():
-    assert host.headers_package("Debian", "6.1.0-47-amd64") == "linux-headers-6.1.0-47-amd64"
-    assert host.headers_package("RedHat", "5.14.0-427.el9.x86_64") == "kernel-devel-5.14.0-427.el9.x86_64"
-    assert host.headers_package(None, "6.1.0") is None
-
-
-def test_package_available_from_recorded_apt_cache():
-    run = FakeRun({"apt-cache": (0, recorded("apt-cache-policy-available.txt"), "")})
-    assert host.package_available("Debian", "linux-headers-6.1.0-47-amd64", run) is True
-    assert run.calls == [["apt-cache", "policy", "linux-headers-6.1.0-47-amd64"]]
-    run = FakeRun({"apt-cache": (0, recorded("apt-cache-policy-unknown.txt"), "")})
-    assert host.package_available("Debian", "linux-headers-6.18.44-fc-v657", run) is False
-    run = FakeRun({"apt-cache": (0, "foo:\n  Installed: (none)\n  Candidate: (none)\n", "")})
-    assert host.package_available("Debian", "foo", run) is False
-    assert host.package_available("Debian", "foo", FakeRun()) is None
-
-
-def test_package_available_on_el_uses_the_cache_only():
-    run = FakeRun({"dnf": (0, "kernel-devel-0:5.14.0-427.el9.x86_64\n", "")})
-    assert host.package_available("RedHat", "kernel-devel-5.14.0-427.el9.x86_64", run) is True
-    assert "--cacheonly" in run.calls[0]
-
-
-def test_package_versions_from_recorded_dpkg_query():
-    # dpkg-query exits 1 when a name is not installed and still prints the others.
-    run = FakeRun({"dpkg-query": (1, recorded("dpkg-query.txt"), "no packages found matching nvidia-kernel-dkms")})
-    versions = host.package_versions("Debian", ["libnvidia-ml1", "nvidia-kernel-dkms", "systemd"], run)
-    assert versions == {"libnvidia-ml1": "535.261.03-1", "nvidia-kernel-dkms": None, "systemd": "252.39-1~deb12u2"}
-    assert host.package_versions("Debian", [], run) == {}
-    assert len(run.calls) == 1
-
-
-def test_package_versions_on_el():
-    out = "nvidia-driver\t580.95.05-1.el9\tinstalled\npackage dcgm is not installed\n"
-    run = FakeRun({"rpm": (1, out, "")})
-    assert host.package_versions("RedHat", ["nvidia-driver", "dcgm"], run) == {
-        "nvidia-driver": "580.95.05-1.el9", "dcgm": None,
     }
 
 

@@ -22,19 +22,6 @@ def recorded(name):
         return handle.read()
 
 
-def test_packaged_kernel_of_a_headers_metapackage():
-    # apt-cache depends linux-headers-amd64, as a bookworm lab node printed it.
-    debian = "linux-headers-amd64\n  Depends: linux-headers-6.1.0-56-amd64\n"
-    assert driver.packaged_kernel("Debian", "linux-headers-amd64", FakeRun({"apt-cache": (0, debian, "")})) == KERNEL
-    ubuntu = "linux-headers-generic\n  Depends: linux-headers-6.8.0-87-generic\n"
-    assert driver.packaged_kernel("Debian", "linux-headers-generic", FakeRun({"apt-cache": (0, ubuntu, "")})) == "6.8.0-87-generic"
-    run = FakeRun({"dnf": (0, "5.14.0-503.15.1.el9_5.x86_64\n", "")})
-    assert driver.packaged_kernel("RedHat", "kernel-devel", run) == "5.14.0-503.15.1.el9_5.x86_64"
-    assert run.calls[0][-1] == "kernel-devel" and "--cacheonly" in run.calls[0]
-    # An unknown package prints nothing useful and apt-cache exits 0 with "W: Unable to locate".
-    assert driver.packaged_kernel("Debian", "linux-headers-nope", FakeRun({"apt-cache": (0, "", "W: Unable to locate package")})) is None
-
-
 def test_dkms_status_lines():
     entries = driver.parse_dkms_status(recorded("dkms-status.txt"))
     assert entries == [{"module": "nvidia-current", "version": "535.261.03", "kernel": KERNEL, "arch": "x86_64", "state": "installed",
@@ -78,30 +65,6 @@ def test_kernel_modules_reads_modinfo(tmp_path):
     assert module["path"] == "/lib/modules/%s/updates/dkms/nvidia-current.ko" % KERNEL
     assert (module["version"], module["built_for"], module["signer"]) == ("535.261.03", KERNEL, "DKMS module signing key")
     assert module["inode"] == os.stat(path).st_ino and module["mtime"] == int(os.stat(path).st_mtime)
-
-
-def test_installed_and_held_packages_from_dpkg():
-    run = FakeRun({"dpkg-query": (1, recorded("dpkg-query-driver.txt"), "dpkg-query: no packages found matching libcuda1*\n")})
-    versions, held = driver.installed_packages("Debian", ["nvidia-*", "libnvidia-*", "libcuda1*", "nvidia-persistenced"], run)
-    assert versions["nvidia-kernel-dkms"] == "535.261.03-1" and versions["nvidia-persistenced"] == "535.171.04-1~deb12u1"
-    assert "nvidia-kernel-dkms" in held and "nvidia-modprobe" not in held
-    assert "nvidia-kernel-common" in versions  # installed, not held: its own version
-    assert run.calls[0][:4] == ["dpkg-query", "-W", "-f", "${Package}\t${Version}\t${db:Status-Status}\t${db:Status-Want}\n"]
-
-
-def test_installed_packages_from_rpm_with_epochs():
-    out = "kmod-nvidia-latest-dkms\t3:550.163.01-1.el9\tx86_64\nnvidia-driver-cuda\t3:550.163.01-1.el9\tx86_64\nkernel-devel\t0:5.14.0-427.el9\tx86_64\n"
-    versions, held = driver.installed_packages("RedHat", ["nvidia-*", "kmod-nvidia-*", "kernel-devel"], FakeRun({"rpm": (0, out, "")}))
-    assert versions == {"kmod-nvidia-latest-dkms": "3:550.163.01-1.el9", "nvidia-driver-cuda": "3:550.163.01-1.el9", "kernel-devel": "5.14.0-427.el9"}
-    assert held == [] and driver.upstream_version(versions["kmod-nvidia-latest-dkms"]) == "550.163.01"
-
-
-def test_dnf_versionlock_entries(tmp_path):
-    entries = "# added by dnf\nnvidia-driver-cuda-3:550.163.01-1.el9.*\nkmod-nvidia-latest-dkms-3:550.163.01-1.el9.*\n"
-    hosts.write(tmp_path, "etc/dnf/plugins/versionlock.list", entries)
-    names = ["nvidia-driver", "nvidia-driver-cuda", "kmod-nvidia-latest-dkms"]
-    assert driver.dnf_locked(names, str(tmp_path)) == ["kmod-nvidia-latest-dkms", "nvidia-driver-cuda"]
-    assert driver.dnf_locked(["nvidia-driver"], str(tmp_path / "none")) == []
 
 
 def proc_tree(tmp_path):

@@ -52,7 +52,7 @@ def test_gpu_machine_without_systemd(tmp_path):
 def test_requested_packages_services_files(tmp_path):
     root = str(hosts.workstation_nouveau(tmp_path))
     run = FakeRun({
-        "rpm": (1, "kernel-devel\t5.14.0-427.el9\tinstalled\npackage akmod-nvidia is not installed\n", ""),
+        "rpm": (0, "kernel-devel\t0:5.14.0-427.el9\tx86_64\n", ""),
         "systemctl": (0, "Id=nvidia-persistenced.service\nActiveState=failed\nUnitFileState=enabled\n", ""),
     })
     existing = hosts.write(tmp_path, "etc/modprobe.d/blacklist-nouveau.conf", "blacklist nouveau\n")

@@ -27,10 +27,10 @@ class ActionModule(ActionBase):
     def run(self, tmp=None, task_vars=None):
         result = super(ActionModule, self).run(tmp, task_vars)
         task_vars = task_vars or {}
-        _, args = self.validate_argument_spec(argument_spec=dict(
+        args = self.validate_argument_spec(argument_spec=dict(
             roles=dict(type="list", elements="str"),
             warn_unknown=dict(type="bool", default=True),
-        ))
+        ))[1]
         roles = role_inputs.load_roles(ROLES_DIR)
         chosen = args["roles"] or sorted(roles)
         unknown_roles = sorted(set(chosen) - set(roles))

@@ -17,15 +17,16 @@
 set -euo pipefail
 
 LAB_DIR=$(cd "$(dirname "${BASH_SOURCE[0]}")" && pwd)
+LAB_ROOT=$(cd "$LAB_DIR/.." && pwd)
 LAB_NAME_PREFIX=${LAB_NAME_PREFIX:-gpunode-lab}
 if [ "$LAB_NAME_PREFIX" = gpunode-lab ]; then
-  LAB_STATE=${LAB_STATE:-$LAB_DIR/../.lab}
+  LAB_STATE=${LAB_STATE:-$LAB_ROOT/.lab}
 else
-  LAB_STATE=${LAB_STATE:-$LAB_DIR/../.lab/$LAB_NAME_PREFIX}
+  LAB_STATE=${LAB_STATE:-$LAB_ROOT/.lab/$LAB_NAME_PREFIX}
 fi
 LAB_NODES=${LAB_NODES:-bookworm:2,trixie:1}
 # The nvidia-ml-py wheel for the nodes (they cannot reach PyPI), fetched once.
-LAB_WHEELS=${LAB_WHEELS:-$LAB_DIR/../.cache/wheels}
+LAB_WHEELS=${LAB_WHEELS:-$LAB_ROOT/.cache/wheels}
 # shellcheck source=lab/images.sh
 . "$LAB_DIR/images.sh"
 # shellcheck source=lab/host.sh
@@ -33,7 +34,7 @@ LAB_WHEELS=${LAB_WHEELS:-$LAB_DIR/../.cache/wheels}
 
 lab_need_root() {
   if [ "$(id -u)" -ne 0 ]; then
-    echo "lab: must run as root (privileged systemd containers); try: sudo $0 $*" >&2
+    echo "lab: must run as root (privileged systemd containers): from a root shell, or sudo $0 $*" >&2
     exit 1
   fi
 }
@@ -144,7 +145,7 @@ lab_write_inventory() {  # node lines
 # downloaded once into LAB_WHEELS. Prints the wheel's path.
 lab_nvml_wheel() {
   local req version pip wheel
-  req=$(sed -n 's/^driver_nvml_package: *//p' "$LAB_DIR/../roles/driver/defaults/main.yml")
+  req=$(sed -n 's/^driver_nvml_package: *//p' "$LAB_ROOT/roles/driver/defaults/main.yml")
   version=${req#*==}
   if [ -z "$req" ] || [ "$version" = "$req" ]; then
     echo "lab: no pinned driver_nvml_package in roles/driver/defaults/main.yml" >&2
@@ -154,7 +155,7 @@ lab_nvml_wheel() {
   wheel=$(find "$LAB_WHEELS" -maxdepth 1 -name "nvidia_ml_py-$version-*.whl" -print -quit)
   if [ -z "$wheel" ]; then
     pip=("${PYTHON:-python3}" -m pip)
-    [ -x "$LAB_DIR/../.venv/bin/python" ] && pip=("$LAB_DIR/../.venv/bin/python" -m pip)
+    [ -x "$LAB_ROOT/.venv/bin/python" ] && pip=("$LAB_ROOT/.venv/bin/python" -m pip)
     "${pip[@]}" download -q --no-deps --only-binary=:all: -d "$LAB_WHEELS" "$req" >&2 \
       2> >(grep -v "is ignored: it is neither a file nor a directory" >&2)
     wheel=$(find "$LAB_WHEELS" -maxdepth 1 -name "nvidia_ml_py-$version-*.whl" -print -quit)

@@ -17,23 +17,26 @@ import fcntl, os, sys, time
 locks = [open(p, "a") for p in ("/var/lib/dpkg/lock-frontend", "/var/lib/dpkg/lock", "/var/lib/apt/lists/lock")]
 for f in locks:
     fcntl.lockf(f, fcntl.LOCK_EX)
-open("/tmp/held", "w").write(str(os.getpid()))
+open("/var/tmp/gpunode-held", "w").write(str(os.getpid()))
 time.sleep(float(sys.argv[1]))
 for f in locks:
     fcntl.lockf(f, fcntl.LOCK_UN)
-open("/tmp/released", "w").write(repr(time.time()))
+open("/var/tmp/gpunode-released", "w").write(repr(time.time()))
 """
+# The marks go to /var/tmp: /tmp may get its tmpfs mounted over it while the node still boots.
 SCRIPT = """
 set -u
+systemctl is-system-running --wait >/dev/null 2>&1
 python3 -c '%s' %d &
-while [ ! -s /tmp/held ]; do sleep 0.1; done
-echo "holder $(cat /tmp/held)"
+for i in $(seq 300); do [ -s /var/tmp/gpunode-held ] && break; sleep 0.1; done
+[ -s /var/tmp/gpunode-held ] || { echo "the lock holder did not start"; exit 1; }
+echo "holder $(cat /var/tmp/gpunode-held)"
 apt-get -o DPkg::Lock::Timeout=5 update >/dev/null 2>&1
 echo "plain apt-get update: $?"
 . /gpunode/scripts/lib.sh
 apt_get update -qq
 echo "apt_get update: $? at $(python3 -c 'import time; print(repr(time.time()))')"
-echo "released at $(cat /tmp/released 2>/dev/null || echo never)"
+echo "released at $(cat /var/tmp/gpunode-released 2>/dev/null || echo never)"
 """
 
 

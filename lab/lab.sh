@@ -5,18 +5,28 @@
 #   lab/lab.sh host-setup          apply the host settings this machine needs (only those)
 #   lab/lab.sh build [FLAVOUR...]  build/refresh node images (cached by recipe hash)
 #   lab/lab.sh up [SPEC]           start nodes and write the inventory
-#   lab/lab.sh down                remove every container and volume the lab made
+#   lab/lab.sh down                remove this lab's containers and their volumes
 #   lab/lab.sh inventory           print the inventory path
+#   lab/lab.sh vars                print the driver variables lab nodes need (YAML)
 #
 # SPEC is "flavour:count,..." (default: $LAB_NODES or bookworm:2,trixie:1).
 # Flavours: bookworm (Debian 12), trixie (Debian 13), trixie-c2 (Debian 13 that
 # installs containerd 2.x). Needs root: the nodes are privileged system containers.
+# One lab per LAB_NAME_PREFIX (default gpunode-lab): up and down touch only its
+# nodes; its state (inventory) is in LAB_STATE (.lab, or .lab/<prefix>).
 set -euo pipefail
 
 LAB_DIR=$(cd "$(dirname "${BASH_SOURCE[0]}")" && pwd)
-LAB_STATE=${LAB_STATE:-$LAB_DIR/../.lab}
+LAB_ROOT=$(cd "$LAB_DIR/.." && pwd)
 LAB_NAME_PREFIX=${LAB_NAME_PREFIX:-gpunode-lab}
+if [ "$LAB_NAME_PREFIX" = gpunode-lab ]; then
+  LAB_STATE=${LAB_STATE:-$LAB_ROOT/.lab}
+else
+  LAB_STATE=${LAB_STATE:-$LAB_ROOT/.lab/$LAB_NAME_PREFIX}
+fi
 LAB_NODES=${LAB_NODES:-bookworm:2,trixie:1}
+# The nvidia-ml-py wheel for the nodes (they cannot reach PyPI), fetched once.
+LAB_WHEELS=${LAB_WHEELS:-$LAB_ROOT/.cache/wheels}
 # shellcheck source=lab/images.sh
 . "$LAB_DIR/images.sh"
 # shellcheck source=lab/host.sh
@@ -24,7 +34,7 @@ LAB_NODES=${LAB_NODES:-bookworm:2,trixie:1}
 
 lab_need_root() {
   if [ "$(id -u)" -ne 0 ]; then
-    echo "lab: must run as root (privileged systemd containers); try: sudo $0 $*" >&2
+    echo "lab: must run as root (privileged systemd containers): from a root shell, or sudo $0 $*" >&2
     exit 1
   fi
 }
@@ -71,8 +81,13 @@ lab_up() {
   while read -r flavour i; do
     [[ " ${flavours[*]} " == *" $flavour "* ]] || flavours+=("$flavour")
   done <<<"$nodes"
+  if ! [[ $LAB_NAME_PREFIX =~ ^[a-z0-9][a-z0-9_.-]*$ ]]; then
+    echo "lab: bad LAB_NAME_PREFIX '$LAB_NAME_PREFIX' (letters, digits, . _ -)" >&2
+    exit 2
+  fi
   lab_host_setup
   lab_build_images "${flavours[@]}"
+  lab_nvml_wheel >/dev/null
   # A fresh set each time: leftovers from an earlier spec would skew the inventory.
   lab_down quiet
   while read -r flavour i; do
@@ -80,7 +95,8 @@ lab_up() {
     # /var/lib/containerd on a volume: overlay on overlay breaks nested containers.
     podman run -d --name "$name" --hostname "$name" \
       --systemd=always --privileged \
-      --label gpunode.lab=1 --label "gpunode.lab.flavour=$flavour" \
+      --label gpunode.lab=1 --label "gpunode.lab.prefix=$LAB_NAME_PREFIX" \
+      --label "gpunode.lab.flavour=$flavour" \
       --volume "/var/lib/containerd" \
       "$LAB_IMAGE_PREFIX-$flavour" /lib/systemd/systemd >/dev/null
   done <<<"$nodes"
@@ -107,6 +123,7 @@ lab_write_inventory() {  # node lines
     echo "      vars:"
     echo "        ansible_connection: containers.podman.podman"
     echo "        ansible_python_interpreter: /usr/bin/python3"
+    lab_vars | sed 's/^/        /'
     echo "      children:"
     for flavour in $(printf "%s\n" "${!LAB_SUITE[@]}" | sort); do
       grep -q "^$flavour " <<<"$1" || continue
@@ -124,9 +141,53 @@ lab_write_inventory() {  # node lines
   } >"$inv"
 }
 
+# The nvidia-ml-py pin is the driver role's default (one place); the wheel is
+# downloaded once into LAB_WHEELS. Prints the wheel's path.
+lab_nvml_wheel() {
+  local req version pip wheel
+  req=$(sed -n 's/^driver_nvml_package: *//p' "$LAB_ROOT/roles/driver/defaults/main.yml")
+  version=${req#*==}
+  if [ -z "$req" ] || [ "$version" = "$req" ]; then
+    echo "lab: no pinned driver_nvml_package in roles/driver/defaults/main.yml" >&2
+    exit 1
+  fi
+  mkdir -p "$LAB_WHEELS"
+  wheel=$(find "$LAB_WHEELS" -maxdepth 1 -name "nvidia_ml_py-$version-*.whl" -print -quit)
+  if [ -z "$wheel" ]; then
+    pip=("${PYTHON:-python3}" -m pip)
+    [ -x "$LAB_ROOT/.venv/bin/python" ] && pip=("$LAB_ROOT/.venv/bin/python" -m pip)
+    "${pip[@]}" download -q --no-deps --only-binary=:all: -d "$LAB_WHEELS" "$req" >&2 \
+      2> >(grep -v "is ignored: it is neither a file nor a directory" >&2)
+    wheel=$(find "$LAB_WHEELS" -maxdepth 1 -name "nvidia_ml_py-$version-*.whl" -print -quit)
+    [ -n "$wheel" ] || { echo "lab: pip download $req left no wheel in $LAB_WHEELS" >&2; exit 1; }
+  fi
+  echo "$(cd "$(dirname "$wheel")" && pwd)/$(basename "$wheel")"
+}
+
+# What every lab node needs from the driver role: the module built for the kernel
+# Debian's headers metapackage stands for (the node runs the VM's kernel), and
+# nvidia-ml-py from the controller's wheel.
+lab_vars() {
+  echo "driver_kernel_release: packaged"
+  echo "driver_nvml_wheel: $(lab_nvml_wheel)"
+}
+
+lab_node_ids() {  # this prefix's containers (and, by name, those an older lab.sh made)
+  local id name prefix rest flavours
+  flavours=$(printf "%s|" "${!LAB_SUITE[@]}")
+  while read -r id name prefix; do
+    rest=${name#"$LAB_NAME_PREFIX"-}
+    if [ "$prefix" = "$LAB_NAME_PREFIX" ] ||
+      { [ -z "$prefix" ] && [ "$rest" != "$name" ] && [[ $rest =~ ^(${flavours%|})-[0-9]+$ ]]; }; then
+      echo "$id"
+    fi
+  done < <(podman ps -a --filter label=gpunode.lab=1 \
+    --format '{{.ID}} {{.Names}} {{index .Labels "gpunode.lab.prefix"}}')
+}
+
 lab_down() {
   local ids vols
-  mapfile -t ids < <(podman ps -aq --filter label=gpunode.lab=1)
+  mapfile -t ids < <(lab_node_ids)
   if [ ${#ids[@]} -gt 0 ]; then
     # Collect the anonymous volumes first: they outlive their containers.
     mapfile -t vols < <(podman inspect --format \
@@ -147,7 +208,8 @@ main() {
     up) lab_need_root "$cmd"; lab_up "$@" ;;
     down) lab_need_root "$cmd"; lab_down ;;
     inventory) lab_inventory_path ;;
-    *) sed -n '2,13p' "$0" | sed 's/^# \{0,1\}//'; [ -z "$cmd" ] || exit 2 ;;
+    vars) lab_vars ;;
+    *) sed -n '2,16p' "$0" | sed 's/^# \{0,1\}//'; [ -z "$cmd" ] || exit 2 ;;
   esac
 }
 

@@ -4,14 +4,86 @@
 say() { printf '\033[1m==> %s\033[0m\n' "$*"; }
 
 # The lab's nodes are privileged system containers: everything runs as root.
+# Started as another user, the script runs itself again through sudo, keeping
+# the variables that choose the lab (LAB_NODES, LAB_NAME_PREFIX, LAB_STATE).
 need_root() {
   if [ "$(id -u)" -ne 0 ]; then
     if command -v sudo >/dev/null; then
-      exec sudo --preserve-env=PATH,LAB_NODES,PYTHON "$0" "$@"
+      echo "${0##*/}: not root: running it again as root through sudo" >&2
+      exec sudo --preserve-env=PATH,LAB_NODES,LAB_NAME_PREFIX,LAB_STATE,PYTHON "$0" "$@"
     fi
-    echo "run as root" >&2
+    echo "${0##*/} needs root (the lab's nodes are privileged containers), and this machine has no sudo" \
+      "to get there: run it from a root shell (for example: su - root -c 'cd $PWD && $0')" >&2
     exit 1
   fi
+}
+
+# apt and dpkg hold fcntl locks. apt-get waits for the dpkg frontend lock when asked
+# (DPkg::Lock::Timeout), but `apt-get update` (apt 2.6) fails at once with exit 100
+# while /var/lib/apt/lists/lock is held, as on a fresh VM running apt-daily.
+APT_LOCKS=(/var/lib/dpkg/lock-frontend /var/lib/dpkg/lock /var/lib/apt/lists/lock /var/cache/apt/archives/lock)
+APT_LOCK_TIMEOUT=${APT_LOCK_TIMEOUT:-900}
+
+apt_lock_holder() {  # prints "PID n (command) on LOCK" for the first held apt/dpkg lock, else nothing
+  command -v python3 >/dev/null || return 0  # then DPkg::Lock::Timeout alone
+  python3 - "${APT_LOCKS[@]}" <<'EOF'
+import fcntl
+import os
+import struct
+import sys
+
+FLOCK = "hhqqi4x"  # struct flock on LP64 Linux: type, whence, start, len, pid
+for path in sys.argv[1:]:
+    try:
+        fd = os.open(path, os.O_RDONLY)
+    except OSError:
+        continue
+    try:
+        probe = struct.pack(FLOCK, fcntl.F_WRLCK, 0, 0, 0, 0)
+        ltype, _, _, _, pid = struct.unpack(FLOCK, fcntl.fcntl(fd, fcntl.F_GETLK, probe))
+    finally:
+        os.close(fd)
+    if ltype != fcntl.F_UNLCK:
+        try:
+            with open("/proc/%d/comm" % pid) as comm:
+                name = comm.read().strip()
+        except OSError:
+            name = "?"
+        print("PID %d (%s) on %s" % (pid, name, path))
+        break
+EOF
+}
+
+apt_get() {  # apt-get ARGS...: waits up to APT_LOCK_TIMEOUT s for the apt/dpkg locks instead of failing
+  local start=$SECONDS holder said="" rc
+  while :; do
+    holder=$(apt_lock_holder)
+    if [ -z "$holder" ]; then
+      rc=0
+      DEBIAN_FRONTEND=noninteractive apt-get -o DPkg::Lock::Timeout="$APT_LOCK_TIMEOUT" "$@" || rc=$?
+      # Exit 100 with a lock held again: taken between the probe and apt-get; wait again.
+      holder=$(apt_lock_holder)
+      if [ "$rc" -ne 100 ] || [ -z "$holder" ]; then return "$rc"; fi
+    fi
+    if ((SECONDS - start >= APT_LOCK_TIMEOUT)); then
+      echo "apt lock still held by $holder after ${APT_LOCK_TIMEOUT}s: giving up" >&2
+      return 100
+    fi
+    [ "$holder" = "$said" ] || echo "waiting for the apt lock held by $holder" >&2
+    said=$holder
+    sleep 2
+  done
+}
+
+apt_install_missing() {  # PACKAGE...: installs those not installed yet (waiting for apt's locks)
+  local p missing=()
+  for p in "$@"; do
+    dpkg-query -W -f '${db:Status-Status}' "$p" 2>/dev/null | grep -qx installed || missing+=("$p")
+  done
+  [ ${#missing[@]} -gt 0 ] || return 0
+  say "installing ${missing[*]}"
+  apt_get update -qq
+  apt_get install -y -qq --no-install-recommends "${missing[@]}" >/dev/null
 }
 
 # Use the project's venv and its collection link for everything after this.

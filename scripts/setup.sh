@@ -1,6 +1,6 @@
 #!/usr/bin/env bash
 # Prepare this Debian/Ubuntu machine to run the lab and the tests; safe to re-run.
-#   - apt: podman, runc, debootstrap, python3-venv, git (only what is missing)
+#   - apt: podman, runc, debootstrap, python3-venv, git (only what is missing; waits for apt's locks)
 #   - .venv with the pinned controller packages (reinstalled when the pins change)
 #   - .cache/collections/ansible_collections/gpunode/nvidia -> this checkout
 set -euo pipefail
@@ -9,15 +9,7 @@ ROOT=$(cd "$(dirname "${BASH_SOURCE[0]}")/.." && pwd)
 need_root "$@"
 
 APT_PACKAGES=(podman runc debootstrap python3-venv git ca-certificates shellcheck)
-missing=()
-for p in "${APT_PACKAGES[@]}"; do
-  dpkg-query -W -f '${db:Status-Status}' "$p" 2>/dev/null | grep -qx installed || missing+=("$p")
-done
-if [ ${#missing[@]} -gt 0 ]; then
-  say "installing ${missing[*]}"
-  apt-get update -qq
-  DEBIAN_FRONTEND=noninteractive apt-get install -y -qq --no-install-recommends "${missing[@]}" >/dev/null
-fi
+apt_install_missing "${APT_PACKAGES[@]}"
 
 VENV=$ROOT/.venv
 stamp=$(cat "$ROOT/requirements/controller.txt" "$ROOT/requirements/constraints.txt" | sha256sum | cut -c1-16)

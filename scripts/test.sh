@@ -1,6 +1,6 @@
 #!/usr/bin/env bash
 # Set up everything the tests need on this Debian/Ubuntu machine, then run them all:
-# lint, ansible-test sanity, collection build, unit tests, lab tests, molecule scenarios.
+# lint, ansible-test sanity, collection build, unit tests, entry scripts, lab tests, molecule scenarios.
 #   scripts/test.sh                 everything
 #   MOLECULE_SCENARIOS="preflight" scripts/test.sh   only these scenarios
 set -euo pipefail
@@ -8,6 +8,9 @@ ROOT=$(cd "$(dirname "${BASH_SOURCE[0]}")/.." && pwd)
 . "$ROOT/scripts/lib.sh"
 controller_ready "$@"
 bash lab/lab.sh build
+# Packages only the tests need (setup.sh installs what users need): sudo, for the
+# test of the entry scripts' re-run through sudo (tests/scripts).
+apt_install_missing sudo
 
 passed=0
 failed=0
@@ -80,6 +83,7 @@ step "ansible-lint (production profile)" ansible-lint
 step "ansible-test sanity" bash scripts/sanity.sh
 step "unit tests" run_pytest tests/unit
 step "collection build and docs" run_pytest tests/build
+step "entry scripts (root, sudo)" run_pytest tests/scripts
 step "lab tests (podman nodes)" run_pytest tests/lab
 step "molecule scenarios" molecule_all
 

@@ -5,6 +5,7 @@ provides all three). Each test creates its own containers, named lab-test-*, and
 removes them.
 """
 
+import functools
 import os
 import shutil
 import subprocess
@@ -60,13 +61,31 @@ def nodes():
     made.remove()
 
 
+def lab(*args, env=None, check=True):
+    """Run lab/lab.sh with the given arguments and environment additions."""
+    return subprocess.run(["bash", os.path.join(ROOT, "lab", "lab.sh"), *args], check=check, cwd=ROOT,
+                          env=dict(os.environ, **(env or {})), capture_output=True, text=True)
+
+
+@functools.lru_cache(maxsize=None)
+def lab_vars():
+    """The variables every lab node needs (lab/lab.sh vars: the one place), as YAML lines."""
+    return [line for line in lab("vars").stdout.splitlines() if line.strip()]
+
+
+def run_playbook(inventory, *args):
+    """ansible-playbook with this checkout's config against an inventory file."""
+    env = dict(os.environ, ANSIBLE_CONFIG=os.path.join(ROOT, "ansible.cfg"), ANSIBLE_NOCOLOR="1")
+    return subprocess.run(["ansible-playbook", "-i", str(inventory), *args], check=False, cwd=ROOT, env=env,
+                          capture_output=True, text=True)
+
+
 def playbook(inventory_hosts, tmp_path, *args):
     """Run ansible-playbook on the given podman hosts; return the completed process."""
     inv = tmp_path / "inventory.yml"
     lines = ["gpu_nodes:", "  vars:", "    ansible_connection: containers.podman.podman",
-             "    ansible_python_interpreter: /usr/bin/python3", "  hosts:"]
-    lines += ["    %s:" % h for h in inventory_hosts]
+             "    ansible_python_interpreter: /usr/bin/python3"]
+    lines += ["    " + line for line in lab_vars()]
+    lines += ["  hosts:"] + ["    %s:" % h for h in inventory_hosts]
     inv.write_text("\n".join(lines) + "\n")
-    env = dict(os.environ, ANSIBLE_CONFIG=os.path.join(ROOT, "ansible.cfg"), ANSIBLE_NOCOLOR="1")
-    return subprocess.run(["ansible-playbook", "-i", str(inv), *args], check=False, cwd=ROOT, env=env,
-                          capture_output=True, text=True)
+    return run_playbook(inv, *args)

@@ -2,6 +2,7 @@
 real DKMS builds), run as root on a machine without sudo; then site.yml again on the same nodes
 changes nothing, and neither does --check --diff."""
 
+import json
 import os
 import re
 import subprocess
@@ -70,6 +71,17 @@ def test_readme_main_command_then_site_changes_nothing(own_lab, no_sudo):
     for host in hosts:
         assert re.search(r"%s\s+debian 1[23] " % host, tail), tail
         assert recap(out, host)["failed"] == 0
+
+    # No driver_version was given (the lab sets none): the driver role resolved one, and
+    # validate's driver stage checked exactly the version installed on each node.
+    assert "driver_version" not in lab("vars", env=own_lab).stdout
+    for host in hosts:
+        installed = subprocess.run(["podman", "exec", host, "dpkg-query", "-W", "-f", "${Version}", "nvidia-kernel-dkms"],
+                                   check=True, capture_output=True, text=True).stdout.split("-")[0]
+        with open(os.path.join(ROOT, "playbooks", "validate-reports", host + ".json")) as handle:
+            driver = [s for s in json.load(handle)["stages"] if s["stage"] == "driver"][0]
+        assert driver["details"]["expected"]["driver_version"] == installed, (host, driver["details"])
+        assert driver["details"]["expected"]["driver_branch"] == installed.split(".")[0]
 
     inventory = lab("inventory", env=own_lab).stdout.strip()
     second = run_playbook(inventory, "playbooks/site.yml")

@@ -40,8 +40,9 @@ class ActionModule(ActionBase):
 
         names = [name for name in task_vars if isinstance(name, str)]
         if args["warn_unknown"]:
-            result["unknown"] = [name for name, _near in role_inputs.unknown_variables(names, roles)]
-            result["warnings"] = [role_inputs.unknown_warning(*item) for item in role_inputs.unknown_variables(names, roles)]
+            unknown = role_inputs.unknown_variables(names, roles)
+            result["unknown"] = [name for name, _near in unknown]
+            result["warnings"] = [role_inputs.unknown_warning(*item) for item in unknown]
 
         problems = []
         checked = {}

@@ -31,8 +31,12 @@ def _binary_missing_text(settings):
             " NVIDIA container toolkit is installed." % (settings["binary"], settings["name"]))
 
 
+def _binary_missing(result, settings):
+    return settings["state"] == "present" and result.get("binary_exists") is False
+
+
 def _problems(result, unit, ctr, settings, runtime):
-    binary_missing = settings["state"] == "present" and result.get("binary_exists") is False
+    binary_missing = _binary_missing(result, settings)
     problems = []
     status = (unit or {}).get("status") or {}
     if status and status.get("ActiveState") != "active":
@@ -65,7 +69,7 @@ def containerd_published(result, unit, ctr, settings):
     effective = result.get("effective") or {}
     runtime = effective.get("runtime") if "effective" in result else None
     present = settings["state"] == "present"
-    binary_missing = present and result.get("binary_exists") is False
+    binary_missing = _binary_missing(result, settings)
     status = (unit or {}).get("status") or {}
     options = (runtime or {}).get("options") or {}
     return {

@@ -336,8 +336,7 @@ def summary(keyring):
     """Lines that describe the keys, for a diff."""
     lines = []
     for key in keyring.keys:
-        lines.append("pub %s (v%d %s, created %s)" % (key["fingerprint"], key["version"], key["algorithm"],
-                                                       key["created"]))
+        lines.append("pub %(fingerprint)s (v%(version)d %(algorithm)s, created %(created)s)" % key)
         lines.extend("uid %s" % uid for uid in key["uids"])
         lines.extend("sub %s" % sub for sub in key["subkeys"])
     return lines

@@ -42,8 +42,8 @@ options:
   url:
     description:
       - Where to fetch the key, an V(http://), V(https://) or V(file://) URL.
-      - A plain V(http://) URL (or O(validate_certs=false)) needs O(fingerprints) or O(checksum):
-        an unverified download is refused.
+      - A plain V(http://) URL (or O(validate_certs=false)) needs O(fingerprints) or O(checksum),
+        since an unverified download is refused.
       - Exactly one of O(url) and O(src) is given.
     type: str
   src:

@@ -211,7 +211,7 @@ def test_new_and_old_packet_formats_and_every_length_encoding():
                                    or (octets == 2 and len(p.body) < 192) else octets) for p in found)
         assert [p.body for p in openpgp.packets(data)] == [p.body for p in found]
         assert openpgp.parse(data)[0].fingerprints == [RSA[0]]
-    short = [p for p in openpgp.packets(fixture("ed25519.gpg"))]
+    short = openpgp.packets(fixture("ed25519.gpg"))
     assert all(len(p.body) < 192 for p in short)
     one_octet = b"".join(new_format(p.tag, p.body, 1) for p in short)
     assert openpgp.parse(one_octet)[0].fingerprints == [ED25519[0]]

@@ -226,3 +226,12 @@ def test_bad_parameters(dest, capsys, args, words):
 def test_dest_that_is_a_directory_is_refused(tmp_path, capsys):
     failed, result = run(capsys, src=os.path.join(KEYS, "rsa.asc"), dest=str(tmp_path))
     assert failed and "is a directory" in result["msg"]
+
+
+def test_missing_file_url_and_src_fail(tmp_path, dest, capsys):
+    missing = str(tmp_path / "nothing.asc")
+    failed, result = run(capsys, url="file://" + missing, dest=dest, fingerprints=[RSA[0]])
+    assert failed and result["msg"].startswith("cannot fetch the key from file://%s: " % missing), result
+    failed, result = run(capsys, src=missing, dest=dest, fingerprints=[RSA[0]])
+    assert failed and result["msg"].startswith("cannot read the key file %s: " % missing)
+    assert not os.path.exists(os.path.dirname(dest))

@@ -123,7 +123,10 @@ class Document(object):
         if span is not None:
             return self.line_of(span.start)
         form = self.forms.get(tuple(path))
-        return self.line_of(form[1]) if form else None
+        if form is not None:
+            return self.line_of(form[1])
+        table = self.tables.get(tuple(path))
+        return self.line_of(table.start) if table is not None and path else None
 
 
 def loads(text):
@@ -689,18 +692,20 @@ def strict_equal(a, b):
 
 
 def lookup(doc, path):
-    """(found, value) of the key at ``path`` (a tuple of keys) in a Document.
+    """(found, value) of the key at ``path`` (a tuple of keys) in a Document or in parsed data.
 
     Raises EditError when a table on the way is not a table (a value, an
-    array, an array of tables), naming it and its line.
+    array, an array of tables), naming it (and its line, given a Document).
     """
+    if not isinstance(doc, Document):
+        doc = Document(doc, {}, 0)
     node = doc.data
     for i, key in enumerate(path):
         if not isinstance(node, dict):
             prefix = path[:i]
             form = doc.forms.get(prefix)
             what = form[0] if form and form[0] == "an array of tables" else type_name(node)
-            line = doc.key_line(prefix)
+            line = doc.key_line(prefix) if doc.text else None
             raise EditError("%s is %s%s, not a table, so it has no key %s"
                             % (dotted(prefix), what, " (line %d)" % line if line else "", format_key(key)))
         if key not in node:

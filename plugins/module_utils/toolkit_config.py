@@ -6,9 +6,9 @@
 :func:`check_settings` turns the module's ``settings`` (dotted key -> value)
 into key paths with values of the type the toolkit reads; :func:`plan`
 computes the file's new text with toml_rw.set_value, so every setting, comment
-and line the user had stays as it was. Keys and types are those of
-nvidia-container-toolkit v1.20.0 (internal/config); keys it does not know yet
-are written as given.
+and line the user had stays as it was. The known keys and types are those of
+nvidia-container-toolkit's internal/config (1.17 to 1.20); keys it does not
+know yet are written as given.
 """
 
 from __future__ import absolute_import, division, print_function
@@ -84,7 +84,7 @@ def _convert(name, value):
     if kind == BOOL:
         if isinstance(value, bool):
             return value, None
-        if isinstance(value, (str, int)) and not isinstance(value, float):
+        if isinstance(value, (str, int)):
             try:
                 return boolean(value, strict=True), None
             except TypeError:

@@ -355,3 +355,11 @@ def test_spans_locate_keys_and_tables_at_every_level():
     assert doc.tables[("a", "b")].body_end == doc.tables[("a", "b")].header_end
     assert doc.forms[("a", "d")][0] == "dotted keys" and doc.forms[("arr",)][0] == "an array of tables"
     assert doc.key_line(("a", "x")) == 3 and doc.key_line(("a", "d", "e")) == 4 and doc.key_line(("nope",)) is None
+
+
+def test_lookup_reads_documents_and_plain_data():
+    doc = toml_rw.parse("[a]\nx = 1\n[a.t]\n")
+    assert toml_rw.lookup(doc, ("a", "x")) == (True, 1) and toml_rw.lookup(doc, ("a", "y")) == (False, None)
+    assert toml_rw.lookup(doc.data, ("a", "t")) == (True, {}) and doc.key_line(("a", "t")) == 3
+    with pytest.raises(toml_rw.EditError, match=r"^a\.x is an integer, not a table, so it has no key y$"):
+        toml_rw.lookup(doc.data, ("a", "x", "y"))

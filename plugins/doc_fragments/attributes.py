@@ -16,3 +16,14 @@ attributes:
     support: none
     description: Changes nothing, so there is nothing to show.
 """
+
+    # The attributes of the modules that edit a file in place.
+    FILE_EDIT = r"""
+attributes:
+  check_mode:
+    support: full
+    description: Computes and reports the change (with a diff) without writing.
+  diff_mode:
+    support: full
+    description: Shows the whole file before and after the change.
+"""

@@ -10,13 +10,15 @@ neither. This module reads all of TOML 1.0 except dates and times (containerd
 has no setting of that type; they fail with a clear message) and writes the
 same value types back.
 
-``parse`` also records where each top-level key/value sits in the text, so a
-caller can change one key (containerd's ``imports``) and keep every other byte
-of a user's file, comments and layout included.
+``parse`` also records where each key/value and table header sits in the
+text, so a caller can change one key (containerd's ``imports``, a setting of
+the NVIDIA container toolkit's config.toml) and keep every other byte of a
+user's file, comments and layout included: :func:`set_value` does that.
 """
 
 from __future__ import absolute_import, division, print_function
 
+import copy
 import math
 import re
 
@@ -52,8 +54,12 @@ class TomlError(ValueError):
         super(TomlError, self).__init__(message)
 
 
+class EditError(ValueError):
+    """A change that cannot be made in place; the text is left as it was."""
+
+
 class KeySpan(object):
-    """Where one top-level ``key = value`` sits in the text.
+    """Where one ``key = value`` sits in the text.
 
     ``start`` is the start of its line, ``value_start``/``value_end`` bound the
     value, ``end`` is just past the line's newline; ``items`` holds the
@@ -69,14 +75,58 @@ class KeySpan(object):
         self.items = items
 
 
-class Document(object):
-    """A parsed file: ``data`` (dicts, lists, scalars) and top-level key spans."""
+class TableSpan(object):
+    """Where the section of one ``[table]`` header (or the top level) sits.
 
-    def __init__(self, data, spans, first_table):
+    ``start``/``header_end`` bound the header line (0/0 for the top level),
+    ``body_end`` is just past the section's last ``key = value`` line (the
+    header's end when it has none; None for a top level without keys), and
+    ``last_key`` is the start of that last key line, or None.
+    """
+
+    def __init__(self, path, start, header_end):
+        self.path = path
+        self.start = start
+        self.header_end = header_end
+        self.body_end = header_end if path else None
+        self.last_key = None
+
+
+class Document(object):
+    """A parsed file: ``data`` (dicts, lists, scalars) and where things sit.
+
+    ``spans``: top-level ``key = value`` lines by key. ``key_spans``: every
+    ``key = value`` line written with a single key under the top level or a
+    ``[table]`` header, by its full path (a tuple of keys). ``tables``: the
+    sections of the top level (path ``()``) and of each ``[table]`` header.
+    ``forms``: paths written in a form that cannot be edited line by line
+    (dotted keys, inline tables, arrays of tables), each with (form, offset).
+    """
+
+    def __init__(self, data, spans, first_table, *, text="", tables=None, key_spans=None, forms=None):
         self.data = data
         self.spans = spans
         # Offset of the first [table] line: top-level keys must go before it.
         self.first_table = first_table
+        self.text = text
+        self.tables = tables or {}
+        self.key_spans = key_spans or {}
+        self.forms = forms or {}
+
+    def line_of(self, pos):
+        """The line number (from 1) of offset ``pos``."""
+        return self.text.count("\n", 0, pos) + 1
+
+    def key_line(self, path):
+        """The line where the key at ``path`` is written, or None when it is not known."""
+        span = self.key_spans.get(tuple(path))
+        if span is not None:
+            return self.line_of(span.start)
+        form = self.forms.get(tuple(path))
+        if form is not None:
+            return self.line_of(form[1])
+        table = self.tables.get(tuple(path))
+        return self.line_of(table.start) if table is not None and path else None
 
 
 def loads(text):
@@ -101,6 +151,12 @@ class _Parser(object):
         self.pending = []  # tables made by dotted keys in the current section
         self.spans = {}
         self.first_table = None
+        self.section = ()  # path of the current [table] section
+        self.tables = {(): TableSpan((), 0, 0)}
+        self.section_span = self.tables[()]  # None inside an array of tables
+        self.key_spans = {}
+        self.forms = {}
+        self.aot_paths = set()
 
     # ---- low-level scanning ----
     def error(self, message, pos=None):
@@ -167,20 +223,49 @@ class _Parser(object):
                 if self.first_table is None:
                     self.first_table = self.i
                 self.finish_section()
-                if self.peek(1) == "[":
-                    current = self.array_table_header(root)
+                pos = self.i
+                array = self.peek(1) == "["
+                if array:
+                    current, keys = self.array_table_header(root)
                 else:
-                    current = self.table_header(root)
+                    current, keys = self.table_header(root)
+                self.end_of_line()
+                self.open_section(tuple(keys), array, pos)
             else:
                 start = self.line_start(self.i)
-                keys, value_start, items = self.key_value(current)
-                if current is root and len(keys) == 1:
-                    value_end = self.i
-                    self.end_of_line()
-                    self.spans[keys[0]] = KeySpan(keys[0], start, value_start, value_end, self.i, items=items)
-                    continue
-            self.end_of_line()
-        return Document(root, self.spans, self.n if self.first_table is None else self.first_table)
+                keys, value_start, items, value = self.key_value(current)
+                value_end = self.i
+                self.end_of_line()
+                self.record_key(keys, KeySpan(keys[-1], start, value_start, value_end, self.i, items=items), value)
+        return Document(root, self.spans, self.n if self.first_table is None else self.first_table,
+                        text=self.s, tables=self.tables, key_spans=self.key_spans, forms=self.forms)
+
+    def open_section(self, path, array, pos):
+        self.section = path
+        if array:
+            self.aot_paths.add(path)
+            self.forms.setdefault(path, ("an array of tables", pos))
+        if any(path[:i] in self.aot_paths for i in range(1, len(path) + 1)):
+            # Inside an element of an array of tables: no path names it.
+            self.section_span = None
+        else:
+            self.section_span = self.tables[path] = TableSpan(path, self.line_start(pos), self.i)
+
+    def record_key(self, keys, span, value):
+        if self.section_span is None:
+            return
+        full = self.section + tuple(keys)
+        if not self.section and len(keys) == 1:
+            self.spans[keys[0]] = span
+        if len(keys) == 1:
+            self.key_spans[full] = span
+        else:
+            for i in range(len(self.section) + 1, len(full) + 1):
+                self.forms.setdefault(full[:i], ("dotted keys", span.start))
+        if isinstance(value, dict):
+            self.forms.setdefault(full, ("an inline table", span.value_start))
+        self.section_span.body_end = span.end
+        self.section_span.last_key = span.start
 
     def finish_section(self):
         # Tables made by dotted keys are closed once their section ends.
@@ -223,7 +308,7 @@ class _Parser(object):
         else:
             table = parent[last] = {}
         self.flags[id(table)] = _EXPLICIT
-        return table
+        return table, keys
 
     def array_table_header(self, root):
         pos = self.i
@@ -246,7 +331,7 @@ class _Parser(object):
         table = {}
         self.flags[id(table)] = _EXPLICIT
         array.append(table)
-        return table
+        return table, keys
 
     def key_value(self, table, inline=False):
         pos = self.i
@@ -275,7 +360,7 @@ class _Parser(object):
         if keys[-1] in table:
             raise self.error("key %s is defined twice" % ".".join(keys), pos)
         table[keys[-1]] = value
-        return keys, value_start, items
+        return keys, value_start, items, value
 
     # ---- keys ----
     def key(self):
@@ -570,3 +655,176 @@ def _write_table(lines, path, table, depth, indent, *, array_item):
         elif _is_table_array(value):
             for item in value:
                 _write_table(lines, path + [key], item, depth + 1, indent, array_item=True)
+
+
+# ---- editing one key in place ----
+
+
+def dotted(path):
+    """A key path as TOML writes it: ``nvidia-container-runtime.modes.cdi``."""
+    return ".".join(format_key(k) for k in path)
+
+
+def type_name(value):
+    """What a value is, in TOML's words: a string, a boolean, ..."""
+    if isinstance(value, bool):
+        return "a boolean"
+    if isinstance(value, int):
+        return "an integer"
+    if isinstance(value, float):
+        return "a float"
+    if isinstance(value, str):
+        return "a string"
+    if isinstance(value, (list, tuple)):
+        return "an array"
+    if isinstance(value, dict):
+        return "a table"
+    return "a %s" % type(value).__name__
+
+
+def strict_equal(a, b):
+    """Equality that tells true from 1 and 1 from 1.0, as TOML does."""
+    if isinstance(a, dict) and isinstance(b, dict):
+        return a.keys() == b.keys() and all(strict_equal(a[k], b[k]) for k in a)
+    if isinstance(a, (list, tuple)) and isinstance(b, (list, tuple)):
+        return len(a) == len(b) and all(strict_equal(x, y) for x, y in zip(a, b))
+    return type(a) is type(b) and a == b
+
+
+def lookup(doc, path):
+    """(found, value) of the key at ``path`` (a tuple of keys) in a Document or in parsed data.
+
+    Raises EditError when a table on the way is not a table (a value, an
+    array, an array of tables), naming it (and its line, given a Document).
+    """
+    if not isinstance(doc, Document):
+        doc = Document(doc, {}, 0)
+    node = doc.data
+    for i, key in enumerate(path):
+        if not isinstance(node, dict):
+            prefix = path[:i]
+            form = doc.forms.get(prefix)
+            what = form[0] if form and form[0] == "an array of tables" else type_name(node)
+            line = doc.key_line(prefix) if doc.text else None
+            raise EditError("%s is %s%s, not a table, so it has no key %s"
+                            % (dotted(prefix), what, " (line %d)" % line if line else "", format_key(key)))
+        if key not in node:
+            return False, None
+        node = node[key]
+    return True, node
+
+
+def _form_of(doc, path):
+    """The first of ``path`` and the tables above it that is written as dotted keys, inline or as an array."""
+    for i in range(1, len(path) + 1):
+        form = doc.forms.get(path[:i])
+        if form is not None:
+            return path[:i], form
+    return None, None
+
+
+def _line_indent(text, pos):
+    start = text.rfind("\n", 0, pos) + 1
+    end = start
+    while end < len(text) and text[end] in " \t":
+        end += 1
+    return text[start:end]
+
+
+def _top_level_insert_at(doc):
+    """Where a new top-level key goes in a file without any: before the first table and its comments."""
+    text = doc.text
+    if doc.first_table >= len(text):
+        return len(text), False
+    at = text.rfind("\n", 0, doc.first_table) + 1
+    while at > 0:
+        prev = text.rfind("\n", 0, at - 1) + 1
+        if not text[prev:at].strip().startswith("#"):
+            break
+        at = prev
+    return at, True
+
+
+def set_value(text, path, value):
+    """``text`` with the key at ``path`` (a tuple of keys) set to ``value``; every other byte kept.
+
+    A key written as ``key = value`` under its ``[table]`` header (or at the top
+    level) gets its value text replaced. A missing key is added after the last
+    key line of its table's section (a commented-out ``#key = ...`` line stays
+    as it is), and a missing table is appended as a new ``[table]`` section.
+    A key that holds the value already leaves the text as it is. Raises
+    EditError when the key or its table is written in a form that cannot be
+    edited line by line (dotted keys, an inline table, an array of tables),
+    when it is a table, and when the result would not read back as the
+    original plus exactly this change; raises TomlError for invalid text.
+    """
+    path = tuple(path)
+    if not path or not all(isinstance(k, str) for k in path):
+        raise EditError("a key path is a non-empty sequence of strings, got %r" % (path,))
+    try:
+        literal = format_value(value)
+    except TypeError as exc:
+        raise EditError("%s: %s" % (dotted(path), exc)) from None
+    doc = parse(text)
+    found, current = lookup(doc, path)
+    if found and isinstance(current, dict):
+        raise EditError("%s is a table (line %s), not a value" % (dotted(path), doc.key_line(path) or "?"))
+    if found and strict_equal(current, value):
+        return text
+    newline = "\r\n" if "\r\n" in text else "\n"
+    line = "%s = %s" % (format_key(path[-1]), literal)
+    span = doc.key_spans.get(path)
+    table = doc.tables.get(path[:-1])
+    if span is not None:
+        new = text[:span.value_start] + literal + text[span.value_end:]
+    elif found or (table is None and _form_of(doc, path[:-1])[0] is not None):
+        where, form = _form_of(doc, path)
+        raise EditError(
+            "%s is written as %s%s, which cannot be edited in place: write it as `%s = ...` under %s, "
+            "or change it by hand"
+            % (dotted(where or path), form[0] if form else "part of another table",
+               " (line %d)" % doc.line_of(form[1]) if form else "", format_key(path[-1]),
+               "a [%s] header" % dotted(path[:-1]) if path[:-1] else "the top level")
+        )
+    elif table is not None:
+        if table.body_end is None:
+            at, before_table = _top_level_insert_at(doc)
+            indent, after = "", newline if before_table else ""
+        else:
+            at, after = table.body_end, ""
+            indent = _line_indent(text, table.last_key if table.last_key is not None else table.start)
+        prefix = newline if at > 0 and text[at - 1] != "\n" else ""
+        new = text[:at] + prefix + indent + line + newline + after + text[at:]
+    else:
+        new = text
+        if new and not new.endswith("\n"):
+            new += newline
+        if new.strip():
+            new += newline
+        new += "[%s]%s%s%s" % (dotted(path[:-1]), newline, line, newline)
+    return _checked(doc, new, path, value)
+
+
+def _checked(doc, new, path, value):
+    """``new`` when it reads as the original plus exactly ``path = value``; EditError otherwise."""
+    expected = copy.deepcopy(doc.data)
+    node = expected
+    for key in path[:-1]:
+        node = node.setdefault(key, {})
+    node[path[-1]] = list(value) if isinstance(value, tuple) else value
+    try:
+        data = parse(new).data
+    except TomlError as exc:
+        raise EditError(
+            "setting %s in place would make the file invalid (%s); it was left as it was" % (dotted(path), exc)
+        ) from None
+    if not strict_equal(data, expected):
+        raise EditError("setting %s in place would change other settings too; the file was left as it was" % dotted(path))
+    return new
+
+
+def set_values(text, changes):
+    """Apply set_value for each (path, value) in order; returns the new text."""
+    for path, value in changes:
+        text = set_value(text, path, value)
+    return text

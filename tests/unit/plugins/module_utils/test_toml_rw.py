@@ -186,3 +186,180 @@ def test_spans_locate_top_level_keys():
     assert text[doc.first_table:].startswith("[t]")
     assert set(doc.spans) == {"version", "imports"}  # [t].imports is not top level
     assert toml_rw.parse("a = 1").first_table == len("a = 1")
+
+
+# ---- set_value: one key changed, every other byte kept ----
+
+TOOLKIT_DEFAULT = os.path.join(FIXTURES, "toolkit", "config-default.toml")
+
+# (path, value, the line that must appear, the original line it replaces or None when added)
+TOOLKIT_CHANGES = [
+    (("nvidia-container-runtime", "mode"), "cdi", 'mode = "cdi"', 'mode = "auto"'),
+    (("nvidia-container-runtime", "log-level"), "debug", 'log-level = "debug"', 'log-level = "info"'),
+    (("nvidia-container-runtime", "runtimes"), ["crun"], 'runtimes = ["crun"]', 'runtimes = ["runc", "crun"]'),
+    (("nvidia-container-runtime", "debug"), "/var/log/ncr.log", 'debug = "/var/log/ncr.log"', None),
+    (("nvidia-container-cli", "no-cgroups"), True, "no-cgroups = true", None),
+    (("nvidia-container-cli", "load-kmods"), False, "load-kmods = false", "load-kmods = true"),
+    (("nvidia-container-runtime", "modes", "cdi", "spec-dirs"), ["/etc/cdi"], 'spec-dirs = ["/etc/cdi"]',
+     'spec-dirs = ["/etc/cdi", "/var/run/cdi"]'),
+    (("nvidia-container-runtime", "modes", "jit-cdi", "load-kernel-modules"), ["nvidia"],
+     'load-kernel-modules = ["nvidia"]', None),
+    (("features", "disable-cuda-compat-lib-hook"), True, "disable-cuda-compat-lib-hook = true", None),
+    (("accept-nvidia-visible-devices-as-volume-mounts",), True, "accept-nvidia-visible-devices-as-volume-mounts = true", None),
+    (("accept-nvidia-visible-devices-envvar-when-unprivileged",), False,
+     "accept-nvidia-visible-devices-envvar-when-unprivileged = false", None),
+]
+
+
+def read_fixture(path):
+    with open(path) as handle:
+        return handle.read()
+
+
+def expected_after(data, path, value):
+    import copy
+
+    expected = copy.deepcopy(data)
+    node = expected
+    for key in path[:-1]:
+        node = node.setdefault(key, {})
+    node[path[-1]] = value
+    return expected
+
+
+def test_toolkit_default_reads_as_tomllib_reads_it():
+    text = read_fixture(TOOLKIT_DEFAULT)
+    assert parsed_equal(toml_rw.loads(text), tomllib.loads(text))
+    assert toml_rw.loads(text)["nvidia-container-runtime"]["modes"]["cdi"]["default-kind"] == "nvidia.com/gpu"
+
+
+@pytest.mark.parametrize("path,value,line,replaces", TOOLKIT_CHANGES, ids=[".".join(c[0]) for c in TOOLKIT_CHANGES])
+def test_set_value_on_the_toolkit_default_changes_exactly_one_key(path, value, line, replaces):
+    text = read_fixture(TOOLKIT_DEFAULT)
+    new = toml_rw.set_value(text, path, value)
+    # Reads back as the original plus exactly the change, with our reader and with tomllib.
+    assert tomllib.loads(new) == toml_rw.loads(new) == expected_after(tomllib.loads(text), path, value)
+    old_lines, new_lines = text.splitlines(), new.splitlines()
+    assert line in new_lines
+    if replaces is None:
+        # Every line kept, comments (the commented-out default among them) included; one line or one section added.
+        remaining = list(new_lines)
+        for old in old_lines:
+            remaining = remaining[remaining.index(old) + 1:]
+        assert len(new_lines) - len(old_lines) in (1, 3)
+    else:
+        assert [n for o, n in zip(old_lines, new_lines) if o != n] == [line]
+        assert len(new_lines) == len(old_lines) and old_lines[new_lines.index(line)] == replaces
+    assert toml_rw.set_value(new, path, value) == new  # idempotent
+
+
+def test_set_value_adds_a_commented_out_key_after_the_tables_last_key_line():
+    text = read_fixture(TOOLKIT_DEFAULT)
+    new = toml_rw.set_value(text, ("nvidia-container-cli", "no-cgroups"), False)
+    assert 'load-kmods = true\nno-cgroups = false\n#no-cgroups = false\n#path = "/usr/bin/nvidia-container-cli"\n' in new
+    new = toml_rw.set_value(text, ("nvidia-container-runtime", "debug"), "/tmp/r.log")
+    assert '#debug = "/var/log/nvidia-container-runtime.log"\n' in new
+    assert 'runtimes = ["runc", "crun"]\ndebug = "/tmp/r.log"\n\n[nvidia-container-runtime.modes]\n' in new
+
+
+def test_set_value_appends_a_missing_table_and_keeps_the_end_of_the_file():
+    text = read_fixture(TOOLKIT_DEFAULT)
+    new = toml_rw.set_value(text, ("features", "disable-cuda-compat-lib-hook"), True)
+    assert new == text + "\n[features]\ndisable-cuda-compat-lib-hook = true\n"
+    assert toml_rw.set_value("a = 1", ("t", "k"), "v") == 'a = 1\n\n[t]\nk = "v"\n'
+    assert toml_rw.set_value("", ("t", "k"), "v") == '[t]\nk = "v"\n'
+    # A table that exists only through its sub-tables gets its header at the end.
+    implicit = "[a.b]\nx = 1\n"
+    assert toml_rw.set_value(implicit, ("a", "y"), 2) == "[a.b]\nx = 1\n\n[a]\ny = 2\n"
+
+
+def test_set_value_keeps_comments_layout_and_line_ends():
+    text = (
+        '# mine\r\n[nvidia-container-runtime]  # header note\r\n  mode = "legacy"   # why legacy\r\n'
+        '  runtimes = [\r\n    "runc",  # first\r\n  ]\r\n# trailing'
+    )
+    new = toml_rw.set_value(text, ("nvidia-container-runtime", "mode"), "cdi")
+    assert new == text.replace('"legacy"', '"cdi"')
+    new = toml_rw.set_value(text, ("nvidia-container-runtime", "runtimes"), ["crun"])
+    assert new == text.replace('[\r\n    "runc",  # first\r\n  ]', '["crun"]')
+    new = toml_rw.set_value(text, ("nvidia-container-runtime", "log-level"), "info")
+    assert new == text.replace('  ]\r\n', '  ]\r\n  log-level = "info"\r\n')
+    new = toml_rw.set_value(text, ("features", "x"), True)
+    assert new == text + "\r\n\r\n[features]\r\nx = true\r\n"
+    assert tomllib.loads(new)["nvidia-container-runtime"]["mode"] == "legacy"
+
+
+def test_set_value_adds_top_level_keys_before_the_first_table():
+    text = "#accept-nvidia-visible-devices-as-volume-mounts = false\ndisable-require = false\n\n[t]\nk = 1\n"
+    new = toml_rw.set_value(text, ("accept-nvidia-visible-devices-as-volume-mounts",), True)
+    assert new == text.replace("disable-require = false\n", "disable-require = false\naccept-nvidia-visible-devices-as-volume-mounts = true\n")
+    # No top-level key yet: before the first table and the comments right above it.
+    text = "# file header\n\n# the CLI\n[nvidia-container-cli]\nload-kmods = true\n"
+    new = toml_rw.set_value(text, ("disable-require",), False)
+    assert new == "# file header\n\ndisable-require = false\n\n# the CLI\n[nvidia-container-cli]\nload-kmods = true\n"
+    assert toml_rw.set_value("# only a comment", ("a",), 1) == "# only a comment\na = 1\n"
+
+
+def test_set_value_indents_like_the_tables_keys():
+    text = '[plugins]\n  [plugins."io.containerd.grpc.v1.cri"]\n    sandbox_image = "pause"\n'
+    new = toml_rw.set_value(text, ("plugins", "io.containerd.grpc.v1.cri", "enable_cdi"), True)
+    assert new == text + "    enable_cdi = true\n"
+
+
+def test_set_value_leaves_an_equal_value_alone_but_tells_true_from_one():
+    text = "[t]\nk = true  # kept\nn = 1\n"
+    assert toml_rw.set_value(text, ("t", "k"), True) is text
+    assert toml_rw.set_value(text, ("t", "n"), True) == "[t]\nk = true  # kept\nn = true\n"
+    assert toml_rw.set_value(text, ("t", "n"), 1.0) == "[t]\nk = true  # kept\nn = 1.0\n"
+
+
+@pytest.mark.parametrize("text,path,message", [
+    ('[nvidia-container-runtime]\nmodes.cdi.spec-dirs = ["/etc/cdi"]\n', ("nvidia-container-runtime", "modes", "cdi", "spec-dirs"),
+     "nvidia-container-runtime.modes is written as dotted keys (line 2)"),
+    ('[nvidia-container-runtime]\nmodes.cdi.spec-dirs = ["/etc/cdi"]\n', ("nvidia-container-runtime", "modes", "cdi", "default-kind"),
+     "nvidia-container-runtime.modes is written as dotted keys (line 2)"),
+    ('nvidia-container-runtime.mode = "legacy"\n', ("nvidia-container-runtime", "mode"),
+     "nvidia-container-runtime is written as dotted keys (line 1)"),
+    ("# x\nfeatures = { disable-cuda-compat-lib-hook = false }\n", ("features", "disable-cuda-compat-lib-hook"),
+     "features is written as an inline table (line 2)"),
+    ("features = { a = true }\n", ("features", "b"), "features is written as an inline table (line 1)"),
+    ("[[features]]\na = 1\n", ("features", "a"), "features is an array of tables (line 1), not a table"),
+    ("features = 1\n", ("features", "a"), "features is an integer (line 1), not a table"),
+    ("[t]\nk = [{ a = 1 }]\n", ("t", "k", "a"), "t.k is an array (line 2), not a table"),
+    ("[t.k]\na = 1\n", ("t", "k"), "t.k is a table"),
+])
+def test_set_value_refuses_what_it_cannot_edit_in_place(text, path, message):
+    with pytest.raises(toml_rw.EditError) as exc:
+        toml_rw.set_value(text, path, "x")
+    assert message in str(exc.value)
+
+
+def test_set_value_refuses_invalid_text_and_values():
+    with pytest.raises(toml_rw.TomlError, match="line 2"):
+        toml_rw.set_value("[t]\nk = \n", ("t", "k"), 1)
+    with pytest.raises(toml_rw.EditError, match="cannot write object"):
+        toml_rw.set_value("", ("k",), object())
+    with pytest.raises(toml_rw.EditError, match="non-empty"):
+        toml_rw.set_value("", (), 1)
+
+
+def test_spans_locate_keys_and_tables_at_every_level():
+    text = 'top = 1\n[a]\n  x = "v"  # c\n  d.e = 2\n[a.b]\n[[arr]]\nn = 1\n[arr.sub]\nm = 2\n'
+    doc = toml_rw.parse(text)
+    assert set(doc.key_spans) == {("top",), ("a", "x")}
+    span = doc.key_spans[("a", "x")]
+    assert text[span.start:span.end] == '  x = "v"  # c\n' and text[span.value_start:span.value_end] == '"v"'
+    assert set(doc.tables) == {(), ("a",), ("a", "b")}
+    a = doc.tables[("a",)]
+    assert text[a.start:a.header_end] == "[a]\n" and text[a.last_key:a.body_end] == "  d.e = 2\n"
+    assert doc.tables[("a", "b")].body_end == doc.tables[("a", "b")].header_end
+    assert doc.forms[("a", "d")][0] == "dotted keys" and doc.forms[("arr",)][0] == "an array of tables"
+    assert doc.key_line(("a", "x")) == 3 and doc.key_line(("a", "d", "e")) == 4 and doc.key_line(("nope",)) is None
+
+
+def test_lookup_reads_documents_and_plain_data():
+    doc = toml_rw.parse("[a]\nx = 1\n[a.t]\n")
+    assert toml_rw.lookup(doc, ("a", "x")) == (True, 1) and toml_rw.lookup(doc, ("a", "y")) == (False, None)
+    assert toml_rw.lookup(doc.data, ("a", "t")) == (True, {}) and doc.key_line(("a", "t")) == 3
+    with pytest.raises(toml_rw.EditError, match=r"^a\.x is an integer, not a table, so it has no key y$"):
+        toml_rw.lookup(doc.data, ("a", "x", "y"))

@@ -169,13 +169,40 @@ def _from_runtime_check(check, problems):
     return name, details
 
 
-def validate_toolkit_stage(probes, runtime_check, containerd=None):
+def _toolkit_packages(packages, expected_version, problems):
+    """Checks the toolkit's packages (toolkit_state's read, or the container_toolkit fact's).
+
+    ``packages``: {packages: {name: version}, binaries: {path: exists}}. Every
+    package installed, all at one version (``expected_version`` when given),
+    every binary the packages provide present.
+    """
+    versions = packages.get("packages") or {}
+    details = {"packages": versions, "expected_version": expected_version or None}
+    missing = sorted(n for n, v in versions.items() if not v)
+    if missing:
+        problems.append("toolkit packages not installed: %s (the container_toolkit role installs them)" % ", ".join(missing))
+    found = sorted(set(v for v in versions.values() if v))
+    if expected_version and found and found != [expected_version]:
+        problems.append("toolkit packages are not all at %s: %s" % (
+            expected_version, ", ".join("%s %s" % (n, v) for n, v in sorted(versions.items()) if v and v != expected_version)))
+    elif len(found) > 1:
+        problems.append("toolkit packages are at different versions (%s): they must move together" % ", ".join(
+            "%s %s" % (n, v) for n, v in sorted(versions.items()) if v))
+    absent = sorted(path for path, exists in (packages.get("binaries") or {}).items() if not exists)
+    if absent and not missing:
+        problems.append("binaries the toolkit packages provide are missing: %s" % ", ".join(absent))
+    return details
+
+
+def validate_toolkit_stage(probes, runtime_check, containerd=None, packages=None, expected_version=""):
     """The toolkit stage.
 
     ``probes``: the registered loop of ``<binary> --version`` over the runtime
     and nvidia-ctk; ``containerd``: the gpunode_containerd fact where the
     containerd role ran, else ``runtime_check``: containerd_runtime run in
     check mode with diff (no difference means the runtime is configured).
+    ``packages``: the toolkit's packages and binaries (see _toolkit_packages),
+    or None where they were not read.
     """
     binaries, problems = {}, []
     for probe in (probes or {}).get("results") or []:
@@ -191,9 +218,14 @@ def validate_toolkit_stage(probes, runtime_check, containerd=None):
     else:
         name, details = _from_runtime_check(runtime_check or {}, problems)
     details["binaries"] = binaries
+    if packages:
+        details["toolkit"] = _toolkit_packages(packages, expected_version, problems)
     if problems:
         return _stage("toolkit", "fail", "; ".join(problems), details)
     versions = ", ".join("%s %s" % (path.rsplit("/", 1)[-1], version) for path, version in sorted(binaries.items()))
+    if packages:
+        found = sorted(set((packages.get("packages") or {}).values()))
+        versions += " (%d packages at %s)" % (len(packages.get("packages") or {}), ", ".join(found))
     return _stage("toolkit", "pass", "%s; the %s runtime is configured in containerd %s%s" % (
         versions, name, details["containerd_version"] or "", " (confirmed by its config dump)" if details["effective_runtime"] else ""), details)
 

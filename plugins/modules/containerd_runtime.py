@@ -77,6 +77,13 @@ options:
       - When false, CDI settings are left as they are.
     type: bool
     default: false
+  cdi_if_supported:
+    description:
+      - With O(enable_cdi), turn CDI on only where containerd supports it (1.7 and later) and leave it off with a
+        warning on containerd 1.6, instead of failing. For callers that enable CDI wherever it exists (the
+        containerd role does when the toolkit publishes CDI).
+    type: bool
+    default: false
   cdi_spec_dirs:
     description: CDI spec directories to set with O(enable_cdi); left as they are when omitted.
     type: list
@@ -160,6 +167,10 @@ EXAMPLES = r"""
 """
 
 RETURN = r"""
+cdi_left_off:
+  description: Why CDI was left off with O(cdi_if_supported) (containerd 1.6), else null.
+  returned: always
+  type: str
 config_path:
   description: The main configuration file.
   returned: always
@@ -388,6 +399,7 @@ def main():
             runtime_type=dict(type="str", default=cc.RUNC_SHIM),
             set_as_default=dict(type="bool", default=False),
             enable_cdi=dict(type="bool", default=False),
+            cdi_if_supported=dict(type="bool", default=False),
             cdi_spec_dirs=dict(type="list", elements="path"),
             default_runtime_options=dict(type="dict", default={}),
             config_path=dict(type="path", default="/etc/containerd/config.toml"),
@@ -416,6 +428,11 @@ def main():
     check_rancher(module, params, binary)
     runner = Runner(module, binary) if binary else None
     version = runner.version() if runner else None
+    cdi_left_off = None
+    if params["enable_cdi"] and params["cdi_if_supported"] and version is not None and tuple(version) < (1, 7):
+        cdi_left_off = "containerd %s has no CDI (it came in containerd 1.7): CDI left off" % ".".join(str(p) for p in version)
+        params["enable_cdi"] = False
+        params["cdi_spec_dirs"] = None
     binary_exists = os.path.exists(params["binary_name"]) if params["binary_name"] else None
     if params["state"] == "present" and params["set_as_default"] and binary_exists is False:
         module.fail_json(
@@ -435,7 +452,7 @@ def main():
     except cc.ConfigError as exc:
         module.fail_json(msg=to_native(exc), config_path=params["config_path"], dropin_path=params["dropin_path"])
 
-    for warning in plan.warnings:
+    for warning in plan.warnings + ([cdi_left_off] if cdi_left_off else []):
         module.warn(warning)
     result = dict(
         changed=plan.changed,
@@ -445,6 +462,7 @@ def main():
         containerd_version=".".join(str(part) for part in version) if version else None,
         imports=plan.imports,
         binary_exists=binary_exists,
+        cdi_left_off=cdi_left_off,
     )
     if semantics is not None:
         result.update(plugin_id=plan.plugin_id, plugin_merge=plan.plugin_merge, runtime=plan.runtime)

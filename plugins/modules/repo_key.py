@@ -170,8 +170,15 @@ source_sha256:
   description: SHA-256 of the bytes read, for O(checksum).
   returned: always
   type: str
+content_base64:
+  description:
+    - The key as it is (or would be) written, base64-encoded (public key material only), so a caller can check a
+      repository's signature with it in a scratch directory before writing anything.
+  returned: always
+  type: str
 """
 
+import base64
 import hashlib
 import os
 import re
@@ -375,6 +382,7 @@ def main():
         mode="%04o" % mode,
         sha256=hashlib.sha256(content).hexdigest(),
         source_sha256=source_sha256,
+        content_base64=base64.b64encode(content).decode("ascii"),
     )
     if module._diff and changed:
         result["diff"] = {

@@ -43,6 +43,9 @@ DRIVER_VERSION = re.compile(r"^\d{3}(\.\d{1,3}){1,2}$")
 BRANCH = re.compile(r"^\d{3}$")
 CUDA_VERSION = re.compile(r"^\d{1,2}(\.\d{1,2})?$")
 URL = re.compile(r"^(https?|file)://\S+$")
+# A package version with its revision, as apt and dnf spell the toolkit's (1.20.0-1).
+TOOLKIT_VERSION = re.compile(r"^\d+\.\d+\.\d+(~rc\.\d+)?-\d+$")
+FINGERPRINT = re.compile(r"^[0-9A-Fa-f]{40}$|^[0-9A-Fa-f]{64}$")
 
 
 def load_roles(roles_dir):
@@ -138,6 +141,15 @@ CHECKS = {
         None if isinstance(v, str) and DNS_LABEL.match(v) else
         "%s is %r: a RuntimeClass handler must be a DNS-1123 label (lower-case letters, digits and '-',"
         " at most 63, starting and ending with a letter or digit), such as nvidia" % (n, v)),
+    "container_toolkit_version": lambda n, v: _pattern(
+        n, v, TOOLKIT_VERSION, "one exact version with its revision, as the packages spell it, such as 1.20.0-1"),
+    "container_toolkit_mirror_url": lambda n, v: _pattern(n, v, URL, "an http(s):// or file:// URL"),
+    "container_toolkit_mirror_key_url": lambda n, v: _pattern(n, v, URL, "an http(s):// or file:// URL"),
+    "container_toolkit_key_fingerprint": lambda n, v: _pattern(
+        n, str(v).replace(" ", "") if v else v, FINGERPRINT, "a key fingerprint of 40 (or 64) hex digits"),
+    "containerd_cdi_enabled": lambda n, v: (
+        None if v in (True, False) or str(v).lower() in ("auto", "true", "false", "yes", "no") else
+        "%s is %r: true, false or auto" % (n, v)),
     "validate_gpu_count": lambda n, v: _at_least(n, v, -1, " (-1 means every GPU preflight found)"),
     "validate_product_pattern": _regex,
     "validate_driver_version": lambda n, v: _pattern(n, v, DRIVER_VERSION, "a driver version such as 580.95.05"),
@@ -154,6 +166,12 @@ def _conflicts(values):
         problems.append(
             "containerd_runtime_default is true and containerd_runtime_state is absent: removing the runtime cannot"
             " make it the default; set one of them")
+    if values.get("container_toolkit_source") == "mirror":
+        missing = [n for n in ("container_toolkit_mirror_url", "container_toolkit_mirror_key_url") if not values.get(n)]
+        if missing:
+            problems.append(
+                "container_toolkit_source is mirror but %s %s empty: a mirror needs its URL and the URL of the key it is"
+                " signed with (never an unverified repository)" % (" and ".join(missing), "is" if len(missing) == 1 else "are"))
     return problems
 
 

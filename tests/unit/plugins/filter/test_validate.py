@@ -126,6 +126,36 @@ def test_toolkit_pass():
     assert result["details"]["effective_runtime"]["options"]["BinaryName"] == "/usr/bin/nvidia-container-runtime"
 
 
+TOOLKIT_NAMES = ["nvidia-container-toolkit", "nvidia-container-toolkit-base", "libnvidia-container-tools", "libnvidia-container1"]
+TOOLKIT = {"packages": dict((n, "1.17.8-1") for n in TOOLKIT_NAMES),
+           "binaries": {"/usr/bin/nvidia-ctk": True, "/usr/bin/nvidia-container-cli": True}}
+
+
+def test_toolkit_packages_at_the_installed_version_pass():
+    result = v.validate_toolkit_stage(PROBES_OK, CONFIGURED, None, TOOLKIT, "1.17.8-1")
+    assert result["status"] == "pass"
+    assert result["reason"].startswith("nvidia-container-runtime 1.17.8, nvidia-ctk 1.17.8 (4 packages at 1.17.8-1); ")
+    assert result["details"]["toolkit"] == {"packages": TOOLKIT["packages"], "expected_version": "1.17.8-1"}
+    # Without an expected version the four must still agree.
+    assert v.validate_toolkit_stage(PROBES_OK, CONFIGURED, None, TOOLKIT, "")["status"] == "pass"
+
+
+def test_toolkit_packages_split_missing_or_without_their_binaries_fail():
+    split = dict(TOOLKIT, packages=dict(TOOLKIT["packages"], libnvidia_container1=None, **{"libnvidia-container1": "1.18.0-1"}))
+    split["packages"].pop("libnvidia_container1")
+    assert v.validate_toolkit_stage(PROBES_OK, CONFIGURED, None, split, "1.17.8-1")["reason"] == (
+        "toolkit packages are not all at 1.17.8-1: libnvidia-container1 1.18.0-1")
+    assert v.validate_toolkit_stage(PROBES_OK, CONFIGURED, None, split, "")["reason"] == (
+        "toolkit packages are at different versions (libnvidia-container-tools 1.17.8-1, libnvidia-container1 1.18.0-1,"
+        " nvidia-container-toolkit 1.17.8-1, nvidia-container-toolkit-base 1.17.8-1): they must move together")
+    missing = dict(TOOLKIT, packages=dict(TOOLKIT["packages"], **{"nvidia-container-toolkit": None}))
+    assert v.validate_toolkit_stage(PROBES_OK, CONFIGURED, None, missing, "")["reason"] == (
+        "toolkit packages not installed: nvidia-container-toolkit (the container_toolkit role installs them)")
+    gone = dict(TOOLKIT, binaries={"/usr/bin/nvidia-ctk": True, "/usr/bin/nvidia-container-cli": False})
+    assert v.validate_toolkit_stage(PROBES_OK, CONFIGURED, None, gone, "1.17.8-1")["reason"] == (
+        "binaries the toolkit packages provide are missing: /usr/bin/nvidia-container-cli")
+
+
 # What ansible-core 2.19 registers for a command whose binary is absent, under failed_when: false.
 MISSING_BINARY = {"failed": False, "failed_when_result": False, "msg": "Error executing command.", "rc": 2, "stderr": "", "stdout": ""}
 

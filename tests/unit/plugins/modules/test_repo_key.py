@@ -1,6 +1,7 @@
 """repo_key through its main(), on files in a temporary directory and a local HTTP server."""
 
 import functools
+import base64
 import hashlib
 import os
 import stat
@@ -75,6 +76,8 @@ def test_src_armored_is_written_dearmored_and_second_run_is_unchanged(dest, caps
     assert result["sha256"] == hashlib.sha256(fixture("rsa.gpg")).hexdigest()
     assert result["source_sha256"] == hashlib.sha256(fixture("rsa.asc")).hexdigest()
     assert result["keys"][0]["algorithm"] == "RSA" and not warnings(result)
+    # What a caller checks a repository with before writing: the very bytes written.
+    assert base64.b64decode(result["content_base64"]) == fixture("rsa.gpg")
     assert os.listdir(os.path.dirname(dest)) == ["gpunode-test.gpg"]  # no temporary file left
 
     failed, again = run(capsys, src=src, dest=dest, fingerprints=[RSA[0]])

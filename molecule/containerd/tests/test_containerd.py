@@ -201,10 +201,13 @@ def test_every_case_keeps_every_setting_in_the_real_containerd(host):
             before_text, after_text = dumps[os.path.join(root, "before", name)], dumps[os.path.join(root, "after", name)]
             assert "FAILED" not in dumps and before_text and after_text, name
             before, after = tomllib.loads(before_text), tomllib.loads(after_text)
-            quirks = cases.CASES[name].quirks.get(here, ())
-            for path, was, now in cases.lost_settings(before, after, plugin_id(after), planned[name], quirks=quirks):
+            case = cases.CASES[name]
+            quirks = case.quirks.get(here, ())
+            for path, was, now in cases.lost_settings(before, after, plugin_id(after), planned[name],
+                                                      default_runtime=case.base, quirks=quirks):
                 problems.append("%s: %s was %r, now %r" % (name, ".".join(path), was, now))
-            problems += ["%s: %s" % (name, p) for p in cases.runtime_problems(after, plugin_id(after), planned[name])]
+            problems += ["%s: %s" % (name, p)
+                         for p in cases.runtime_problems(after, plugin_id(after), planned[name], default_runtime=case.base)]
         assert problems == []
     finally:
         subprocess.run(["podman", "exec", host.backend.name, "rm", "-rf", root], check=False)

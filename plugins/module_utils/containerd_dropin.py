@@ -249,7 +249,7 @@ def _build(cri, params, version, defaults, plan):
     As nvidia-ctk does: the new runtime starts from a copy of the default runtime
     (not one of NVIDIA's, not itself), else runc, else crun, and an empty or
     missing runtime_type counts as runc v2, as it does for containerd. A table of
-    the same name already there keeps its own settings over the copy.
+    the same name already there is kept, with the options it lacks from the copy.
     """
     where = "plugins.%s" % toml_rw.format_key(CRI_PLUGIN_IDS[version])
     name = params["name"]
@@ -268,7 +268,8 @@ def _build(cri, params, version, defaults, plan):
         runtimes = copy.deepcopy(runtimes)
     default_name = ctd.get("default_runtime_name") or "runc"
     inherit_default = not default_name.startswith("nvidia") and default_name != name
-    candidates = ([default_name] if inherit_default else []) + ["runc", "crun"]
+    candidates = [default_name] if inherit_default else []
+    candidates += [n for n in ("runc", "crun") if n not in candidates]
     base_name = next((n for n in candidates if n in runtimes), None)
     # default_runtime_options go to the default runtime, or to the one inherited from
     # when the default is NVIDIA's own (a node where nvidia-ctk set it as default).
@@ -293,7 +294,9 @@ def _build(cri, params, version, defaults, plan):
     runtime = copy.deepcopy(base) if _shim(base) == params["runtime_type"] else {}
     if existing is not None and existing is not base:
         if _shim(existing) == params["runtime_type"]:
-            runtime = deep_merge(runtime, existing)
+            # Its own table, with the options it lacks from the base: containerd 2.1 shows the
+            # fields a file leaves out as zero values, not as the built-in runc's.
+            runtime = deep_merge({"options": runtime["options"]} if "options" in runtime else {}, existing)
         else:
             plan.warnings.append(
                 "%s was a runtime of type %r; it is replaced by one of type %r" % (name, _shim(existing), params["runtime_type"])

@@ -494,8 +494,8 @@ def _ported_cases():
                      "we start from containerd's own runc (`containerd config default`), as containerd would"),
         Case("ctk-existing-runtime-default-v2", {"config.toml": EXISTING_RUNTIME_V2}, ALL, 2, set_as_default=True,
              upstream=add_runtime + "runtime already exists in config, default runtime",
-             differs="upstream rebuilds an nvidia* runtime from runc; we keep the settings of the table already there "
-                     "and lay runc's under them"),
+             differs="upstream rebuilds an nvidia* runtime from runc; we keep the table already there and fill in "
+                     "the options it lacks from runc's"),
         Case("ctk-existing-runtime-not-default-v2", {"config.toml": EXISTING_RUNTIME_V2}, ALL, 2,
              upstream=add_runtime + "runtime already exists in config, not default runtime",
              differs="upstream removes default_runtime_name when it names the runtime and set-as-default is off; we never "

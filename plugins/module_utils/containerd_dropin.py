@@ -280,7 +280,7 @@ def _build(cri, params, version, defaults, plan):
             _options(runtimes[target], where).update(options)
         else:
             plan.warnings.append(
-                "the default runtime %r is not defined, so default_runtime_options were not applied" % default_name
+                "the runtime %r is not defined, so default_runtime_options were not applied" % (target or default_name)
             )
     existing = runtimes.get(name)
     if base_name is None:

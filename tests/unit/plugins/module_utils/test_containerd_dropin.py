@@ -400,7 +400,10 @@ def test_no_runtime_to_inherit_from_is_warned_about(tmp_path):
     cases.write_file(params["config_path"], 'version = 2\n[plugins."io.containerd.grpc.v1.cri".containerd.runtimes.kata]\n'
                                             '  runtime_type = "io.containerd.kata.v2"\n')
     result = plan(params, "1.7")
-    assert "no 'runc' or 'crun' runtime to inherit options from; nvidia gets only its own" in result.warnings
+    assert result.warnings == [
+        "the runtime 'runc' is not defined, so default_runtime_options were not applied",
+        "no 'runc' or 'crun' runtime to inherit options from; nvidia gets only its own",
+    ]
     assert result.runtime == {"runtime_type": "io.containerd.runc.v2", "options": {"BinaryName": cases.BINARY}}
 
 

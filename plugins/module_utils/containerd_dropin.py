@@ -23,6 +23,7 @@ from ansible_collections.gpunode.nvidia.plugins.module_utils.containerd_config i
     RUNC_SHIM,
     ConfigError,
     config_version,
+    deep_merge,
     get_path,
     glob_match,
     imports_of,
@@ -130,6 +131,8 @@ def render_dropin(data, record, plugin_merge):
             "# this file carries the complete CRI plugin table of the files loaded before it, plus the",
             "# runtime. Change those settings in %s and run the module again." % record["config"],
         ]
+    if record.get("taken_over"):
+        lines.append("# Taken over from the drop-in another tool wrote here (kept in the record below); state=absent puts it back.")
     lines.append("# %s %s" % (MARKER, json.dumps(record, sort_keys=True)))
     return "\n".join(lines) + "\n\n" + toml_rw.dumps(data)
 
@@ -163,15 +166,49 @@ class Plan(object):
         return self.main_changed or self.dropin_changed
 
 
+def _shim(runtime):
+    """A runtime's shim: an empty or missing runtime_type is containerd's default, runc v2."""
+    return runtime.get("runtime_type") or RUNC_SHIM
+
+
+def _earlier_dropin(dropin_text, name):
+    """The parsed drop-in another tool left at our path, when we can take it over; else None.
+
+    nvidia-ctk (`runtime configure`) and the GPU Operator's toolkit container write
+    their drop-in at the same default path: version and plugins only, CRI plugin
+    tables only, and the runtime we manage defined in one of them.
+    """
+    try:
+        data = toml_rw.loads(dropin_text)
+    except toml_rw.TomlError:
+        return None
+    plugins = data.get("plugins")
+    if not set(data) <= {"version", "plugins"} or not isinstance(plugins, dict):
+        return None
+    if not set(plugins) <= set(CRI_PLUGIN_IDS.values()) | {"io.containerd.cri.v1.images"}:
+        return None
+    if not any(isinstance(get_path(table, ("containerd", "runtimes", name)), dict) for table in plugins.values()):
+        return None
+    return data
+
+
 def _check_ours(dropin_path, dropin_text, name):
-    """The drop-in's record if it is ours and for this runtime; fail otherwise."""
+    """The drop-in's record if it is ours (or one to take over) and for this runtime; fail otherwise.
+
+    A drop-in that nvidia-ctk or the GPU Operator's toolkit wrote for this runtime is
+    taken over: the record returned carries its text under ``taken_over``, so that
+    its settings are kept and state=absent can put it back.
+    """
     if dropin_text is None:
         return None
     record = dropin_record(dropin_text)
     if record is None:
+        if _earlier_dropin(dropin_text, name) is not None:
+            return {"runtime": name, "edits": [], "taken_over": {"text": dropin_text, "loaded": None}}
         raise ConfigError(
-            "%s exists and was not written by %s: move it away or choose another dropin_path; "
-            "nothing was changed." % (dropin_path, MARKER)
+            "%s exists and was not written by %s, nor is it a drop-in of nvidia-ctk or the GPU Operator for runtime %r "
+            "(version and CRI plugin tables only): move it away or choose another dropin_path; nothing was changed."
+            % (dropin_path, MARKER, name)
         )
     if record.get("runtime") != name:
         raise ConfigError(
@@ -207,41 +244,71 @@ def _default_runtimes(defaults, version):
 
 
 def _build(cri, params, version, defaults, plan):
-    """(runtimes table to write, base runtime name, the new runtime) from the effective CRI table."""
+    """(runtimes table to write, runtime given default_runtime_options, the new runtime) from the effective CRI table.
+
+    As nvidia-ctk does: the new runtime starts from a copy of the default runtime
+    (not one of NVIDIA's, not itself), else runc, else crun, and an empty or
+    missing runtime_type counts as runc v2, as it does for containerd. A table of
+    the same name already there is kept, with the options it lacks from the copy.
+    """
     where = "plugins.%s" % toml_rw.format_key(CRI_PLUGIN_IDS[version])
+    name = params["name"]
     ctd = _table(cri, "containerd", where) or {}
     runtimes = _table(ctd, "runtimes", where + ".containerd")
+    if runtimes is not None:
+        for rt_name, table in runtimes.items():
+            if not isinstance(table, dict):
+                raise ConfigError("%s.containerd.runtimes.%s must be a table; nothing was changed" % (where, rt_name))
     if runtimes is None:
         runtimes = _default_runtimes(defaults(), version)
+    elif plan.plugin_merge == "deep":
+        # containerd 2.1 lays the files' runtimes over its built-in ones, so runc stays.
+        runtimes = deep_merge(_default_runtimes(defaults(), version), runtimes)
     else:
         runtimes = copy.deepcopy(runtimes)
-    for rt_name, table in runtimes.items():
-        if not isinstance(table, dict):
-            raise ConfigError("%s.containerd.runtimes.%s must be a table; nothing was changed" % (where, rt_name))
     default_name = ctd.get("default_runtime_name") or "runc"
+    inherit_default = not default_name.startswith("nvidia") and default_name != name
+    candidates = [default_name] if inherit_default else []
+    candidates += [n for n in ("runc", "crun") if n not in candidates]
+    base_name = next((n for n in candidates if n in runtimes), None)
+    # default_runtime_options go to the default runtime, or to the one inherited from
+    # when the default is NVIDIA's own (a node where nvidia-ctk set it as default).
+    target = default_name if inherit_default else base_name
     options = params.get("default_runtime_options") or {}
     if options:
-        if default_name in runtimes:
-            _options(runtimes[default_name], where).update(options)
+        if target in runtimes:
+            _options(runtimes[target], where).update(options)
         else:
             plan.warnings.append(
-                "the default runtime %r is not defined, so default_runtime_options were not applied" % default_name
+                "the runtime %r is not defined, so default_runtime_options were not applied" % (target or default_name)
             )
-    base_name = next((n for n in (default_name, "runc", "crun") if n in runtimes), None)
+    existing = runtimes.get(name)
     if base_name is None:
-        plan.warnings.append("no default, runc or crun runtime to inherit options from; %s gets only its own" % params["name"])
+        plan.warnings.append(
+            "no %s runtime to inherit options from; %s gets only its own"
+            % (" or ".join(repr(n) for n in candidates), name)
+        )
         base = {}
     else:
         base = runtimes[base_name]
-    runtime = copy.deepcopy(base)
-    if base.get("runtime_type", RUNC_SHIM) != params["runtime_type"]:
-        # Another shim takes other options: inherit nothing from runc.
-        runtime = {}
+    runtime = copy.deepcopy(base) if _shim(base) == params["runtime_type"] else {}
+    if existing is not None and existing is not base:
+        if _shim(existing) == params["runtime_type"]:
+            # Its own table, with the options it lacks from the base: containerd 2.1 shows the
+            # fields a file leaves out as zero values, not as the built-in runc's.
+            runtime = deep_merge({"options": runtime["options"]} if "options" in runtime else {}, existing)
+        else:
+            plan.warnings.append(
+                "%s was a runtime of type %r; it is replaced by one of type %r" % (name, _shim(existing), params["runtime_type"])
+            )
     runtime["runtime_type"] = params["runtime_type"]
     if params.get("binary_name"):
         _options(runtime, where)["BinaryName"] = params["binary_name"]
-    runtimes[params["name"]] = runtime
-    return runtimes, default_name, runtime
+    if options and target in runtimes and target != name and _shim(runtime) == _shim(runtimes[target]):
+        # Over a table of the same name, too: the node's option wins over a stale copy.
+        _options(runtime, where).update(options)
+    runtimes[name] = runtime
+    return runtimes, target, runtime
 
 
 def _wanted(plan, params, default_name, runtimes):
@@ -291,8 +358,10 @@ def plan_present(params, main_text, dropin_text, semantics, *, defaults=lambda: 
     plan.plugin_merge = semantics.plugin_merge
     record = _check_ours(dropin_path, dropin_text, params["name"])
     edits = set(record.get("edits", [])) if record else set()
+    taken = dict(record["taken_over"]) if record and isinstance(record.get("taken_over"), dict) else None
 
     doc = parse_config(config_path, main_text) if main_text is not None else None
+    covered = False
     if main_text is None:
         version = semantics.fresh_config_version()
         main_after = created_text(version, dropin_path)
@@ -314,6 +383,7 @@ def plan_present(params, main_text, dropin_text, semantics, *, defaults=lambda: 
             edits.add(edit)
     _check_version(version, semantics, params, config_path)
     plan.version, plan.plugin_id = version, CRI_PLUGIN_IDS[version]
+    earlier = _taken_over_data(taken, covered, version, dropin_path, config_path)
     plan.main_after = main_after
     main_data = parse_config(config_path, main_after).data
 
@@ -333,7 +403,8 @@ def plan_present(params, main_text, dropin_text, semantics, *, defaults=lambda: 
             )
     plan.imports = imports_of(main_data, config_path)
 
-    effective = merge([item.data for item in before], semantics)
+    # A drop-in taken over counts as loaded just before ours: what it set stays set.
+    effective = merge([item.data for item in before] + ([earlier] if earlier else []), semantics)
     plugins = _table(effective, "plugins", "config") or {}
     cri = copy.deepcopy(_table(plugins, plan.plugin_id, "plugins") or {})
     runtimes, default_name, runtime = _build(cri, params, version, defaults, plan)
@@ -360,6 +431,8 @@ def plan_present(params, main_text, dropin_text, semantics, *, defaults=lambda: 
             table["cdi_spec_dirs"] = list(params["cdi_spec_dirs"])
     data = {} if version == 1 else {"version": version}
     data["plugins"] = {plan.plugin_id: table}
+    if earlier:
+        data = deep_merge(earlier, data)
 
     # Merge everything again, the drop-in included: what follows it must not undo it.
     result = merge([item.data for item in before] + [data] + [item.data for item in after], semantics)
@@ -381,8 +454,39 @@ def plan_present(params, main_text, dropin_text, semantics, *, defaults=lambda: 
                 "%s defines runtimes under plugin %s, which a version %d config ignores" % (config_path, ignored[0], version)
             )
     record = {"runtime": params["name"], "config": config_path, "edits": sorted(edits)}
+    if taken:
+        record["taken_over"] = taken
+        if dropin_record(dropin_text) is None:
+            plan.warnings.append(
+                "%s was written by another tool (nvidia-ctk or the GPU Operator's toolkit): taken over%s; "
+                "state=absent puts it back as it was" % (dropin_path, " with every setting it made" if earlier else
+                                                         " (config.toml did not import it, so none of its settings were in effect)")
+            )
     plan.dropin_after = render_dropin(data, record, semantics.plugin_merge)
     return plan
+
+
+def _taken_over_data(taken, covered, version, dropin_path, config_path):
+    """The settings of a drop-in taken over that containerd loaded, or None.
+
+    ``taken["loaded"]`` is decided at the take-over (did config.toml import the
+    file then?) and kept in our record, so later runs plan the same drop-in.
+    """
+    if not taken:
+        return None
+    if taken.get("loaded") is None:
+        taken["loaded"] = bool(covered)
+    if not taken["loaded"]:
+        return None
+    data = parse_config(dropin_path + " (as the earlier tool wrote it)", taken.get("text", ""))
+    earlier_version = config_version(data.data, dropin_path)
+    if earlier_version != version:
+        raise ConfigError(
+            "%s, written by another tool, is config version %d but %s is version %d: containerd merges files before it "
+            "migrates them, so this node already loses settings (an installer that generated it from `containerd config "
+            "dump` does this). Fix or remove that file; nothing was changed." % (dropin_path, earlier_version, config_path, version)
+        )
+    return data.data
 
 
 def plan_absent(params, main_text, dropin_text):
@@ -392,6 +496,14 @@ def plan_absent(params, main_text, dropin_text):
     plan.main_before, plan.dropin_before = main_text, dropin_text
     record = _check_ours(dropin_path, dropin_text, params["name"])
     edits = set(record.get("edits", [])) if record else set()
+    taken = record.get("taken_over") if record else None
+    if isinstance(taken, dict):
+        # Undo exactly: the earlier tool's file comes back, with the runtime it registered.
+        plan.dropin_after = taken.get("text")
+        plan.warnings.append(
+            "%s is %s as nvidia-ctk or the GPU Operator's toolkit wrote it, so runtime %r stays registered through it; "
+            "delete that file to remove it" % (dropin_path, "left" if dropin_record(dropin_text) is None else "put back", params["name"])
+        )
     if main_text is None:
         return plan
     doc = parse_config(config_path, main_text)

@@ -26,9 +26,26 @@ description:
     from 2.1 on it carries only what this module sets. The result is checked by merging all files
     again, so an import loaded later that would undo the runtime stops the module.
   - The new runtime inherits the table and options of the default runtime (else C(runc), else
-    C(crun)), as C(nvidia-ctk runtime configure) does, so C(SystemdCgroup) follows the node's.
+    C(crun)), as C(nvidia-ctk runtime configure) does, so C(SystemdCgroup) follows the node's. A
+    default runtime whose name starts with C(nvidia), or the runtime itself, is not inherited from.
+    An empty or missing C(runtime_type) counts as C(io.containerd.runc.v2), as it does for
+    containerd and nvidia-ctk 1.20.0, so a C(runc) table written with C(runtime_type = "") still
+    passes its options on. A runtime of another shim than O(runtime_type) passes nothing on. The
+    module warns when there is no runtime to inherit from.
+  - A runtime of the same name already defined keeps its own table; the inherited options fill
+    the options it lacks, and O(binary_name), O(runtime_type) and O(default_runtime_options) are set over it.
+  - A drop-in at O(dropin_path) that C(nvidia-ctk runtime configure) or the GPU Operator's toolkit
+    container wrote (it has only C(version) and CRI plugin tables, and defines the runtime O(name))
+    is taken over, with a warning - every setting it made stays in effect (it counts as loaded before
+    the new drop-in), and its text is kept in the new drop-in's record. If the main file did not
+    import it, none of its settings were in effect and none are revived. A drop-in of another config
+    version than the main file is refused. Any other file there is refused.
   - O(state=absent) removes exactly what O(state=present) added (the drop-in, the imports entry,
-    and the lines or file it created), so the main file is restored byte for byte.
+    and the lines or file it created), so the main file is restored byte for byte. A drop-in that
+    was taken over is put back as the earlier tool wrote it, so the runtimes, default runtime and CDI
+    setting it made stay registered (the node works as it did before the module ran); the module
+    warns, and deleting that file removes them. O(state=absent) leaves a drop-in of those tools that
+    was never taken over as it is.
   - Malformed TOML, an unknown config version or a layout that cannot work fail with a message that
     says what to do, and change nothing. Writes are atomic; the main file is backed up when edited.
   - k3s and RKE2 rewrite their containerd configuration from a template at every start; the module

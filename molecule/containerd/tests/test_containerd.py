@@ -30,6 +30,9 @@ testinfra_hosts = [
 IMAGE = "localhost/gpunode-test/busybox:latest"
 MALFORMED = "/tmp/gpunode-malformed"
 UNDO = "/tmp/gpunode-undo"
+# A node nvidia-ctk configured (tests/unit/containerd_cases.py), copied to every node as
+# before/ (as it left it) and after/ (where module_checks.yml runs the module on it twice).
+TAKEOVER_CASE = "takeover-nvidia-ctk-v2"
 # What the role was asked for in converge (its defaults on a systemd node).
 ROLE = {
     "name": "nvidia",
@@ -48,6 +51,10 @@ def module_checks():
     """
     hosts = [h.split("://", 1)[1] for h in testinfra_hosts]
     sums = {}
+    # The same path on the controller and on the nodes: case files name their directory.
+    takeover = tempfile.mkdtemp(prefix="gpunode-takeover-")
+    for part in ("before", "after"):
+        cases.write_case(cases.CASES[TAKEOVER_CASE], os.path.join(takeover, part))
     for name in hosts:
         node = testinfra.get_host("podman://" + name)
         node.check_output(
@@ -55,19 +62,24 @@ def module_checks():
             " && cp /root/gpunode-config-before.toml {u}/config.toml".format(m=MALFORMED, u=UNDO)
         )
         sums[name] = node.check_output("sha256sum %s/config.toml" % MALFORMED)
+        subprocess.run(["podman", "exec", name, "mkdir", "-p", takeover], check=True)
+        subprocess.run(["podman", "cp", takeover + "/.", "%s:%s" % (name, takeover)], check=True)
+    subprocess.run(["rm", "-rf", takeover], check=False)
     env = dict(
         os.environ,
         ANSIBLE_COLLECTIONS_PATH=os.path.join(PROJECT, ".cache", "collections"),
         ANSIBLE_STDOUT_CALLBACK="ansible.builtin.json",
     )
     playbook = os.path.join(os.path.dirname(__file__), "module_checks.yml")
-    proc = subprocess.run(["ansible-playbook", "-i", INVENTORY, playbook], capture_output=True, text=True, check=False, env=env)
+    proc = subprocess.run(["ansible-playbook", "-i", INVENTORY, "-e", "takeover=%s/after" % takeover, playbook],
+                          capture_output=True, text=True, check=False, env=env)
     try:
         tasks = json.loads(proc.stdout)["plays"][0]["tasks"]
     except (ValueError, KeyError, IndexError):
         raise AssertionError("ansible-playbook gave no result: %s %s" % (proc.stdout[-2000:], proc.stderr[-2000:])) from None
     results = dict((task["task"]["name"], task["hosts"]) for task in tasks)
     results["sha256 before"] = sums
+    results["takeover"] = takeover
     return results
 
 
@@ -201,11 +213,34 @@ def test_every_case_keeps_every_setting_in_the_real_containerd(host):
             before_text, after_text = dumps[os.path.join(root, "before", name)], dumps[os.path.join(root, "after", name)]
             assert "FAILED" not in dumps and before_text and after_text, name
             before, after = tomllib.loads(before_text), tomllib.loads(after_text)
-            quirks = cases.CASES[name].quirks.get(here, ())
-            for path, was, now in cases.lost_settings(before, after, plugin_id(after), planned[name], quirks=quirks):
+            case = cases.CASES[name]
+            quirks = case.quirks.get(here, ())
+            for path, was, now in cases.lost_settings(before, after, plugin_id(after), planned[name],
+                                                      default_runtime=case.base, quirks=quirks):
                 problems.append("%s: %s was %r, now %r" % (name, ".".join(path), was, now))
-            problems += ["%s: %s" % (name, p) for p in cases.runtime_problems(after, plugin_id(after), planned[name])]
+            problems += ["%s: %s" % (name, p)
+                         for p in cases.runtime_problems(after, plugin_id(after), planned[name], default_runtime=case.base)]
         assert problems == []
     finally:
         subprocess.run(["podman", "exec", host.backend.name, "rm", "-rf", root], check=False)
         subprocess.run(["rm", "-rf", root], check=False)
+
+
+def test_a_node_configured_by_nvidia_ctk_is_taken_over_with_every_setting(host, module_checks):
+    """Issue 9, through Ansible on the real containerd: changed, then changed=0, nothing lost."""
+    name, root = host.backend.name, module_checks["takeover"]
+    case = cases.CASES[TAKEOVER_CASE]
+    first = module_checks["Take over the drop-in nvidia-ctk left"][name]
+    assert first["changed"] and not first.get("failed"), first
+    assert first["effective"]["runtime"]["options"]["SystemdCgroup"] is True  # containerd's own dump
+    again = module_checks["Run again on the taken-over drop-in"][name]
+    assert not again["changed"] and not again.get("failed"), again
+    before = dump(host, root + "/before/config.toml")
+    after = tomllib.loads(module_checks["Dump the taken-over configuration"][name]["stdout"])
+    params = cases.params_for(case, root + "/after")
+    assert cases.lost_settings(before, after, plugin_id(after), params, default_runtime=case.base) == []
+    assert cases.runtime_problems(after, plugin_id(after), params, default_runtime=case.base) == []
+    # config.toml as nvidia-ctk left it (each copy names its own directory): its conf.d glob
+    # already imports the drop-in.
+    left = host.file(root + "/before/config.toml").content_string
+    assert host.file(root + "/after/config.toml").content_string == left.replace(root + "/before/", root + "/after/")

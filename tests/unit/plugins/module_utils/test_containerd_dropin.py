@@ -54,7 +54,7 @@ def case_dir(tmp_path, name):
 def test_case_registers_runtime_and_keeps_every_setting(tmp_path, name, series):
     case = cases.CASES[name]
     params = cases.write_case(case, case_dir(tmp_path, name))
-    original = cc.read_text(params["config_path"])
+    original, original_dropin = files_of(params)
     before = merged(params, series)
 
     result = plan(params, series)
@@ -69,8 +69,8 @@ def test_case_registers_runtime_and_keeps_every_setting(tmp_path, name, series):
 
     apply(params, result)
     after = merged(params, series)
-    assert cases.runtime_problems(after, result.plugin_id, params) == []
-    assert cases.lost_settings(before, after, result.plugin_id, params) == []
+    assert cases.runtime_problems(after, result.plugin_id, params, default_runtime=case.base) == []
+    assert cases.lost_settings(before, after, result.plugin_id, params, default_runtime=case.base) == []
     assert params["dropin_path"] in cc.resolve_imports(
         params["config_path"], toml_rw.loads(result.main_after).get("imports", []), cases.semantics(series)
     )
@@ -80,7 +80,8 @@ def test_case_registers_runtime_and_keeps_every_setting(tmp_path, name, series):
 
     undo = cd.plan_absent(params, *files_of(params))
     assert undo.main_after == original, "state=absent must give config.toml back byte for byte"
-    assert undo.dropin_after is None
+    # None, or the drop-in another tool had written there (taken over, given back).
+    assert undo.dropin_after == original_dropin
 
 
 @pytest.mark.parametrize("name", sorted(n for n, c in cases.CASES.items() if c.version == 2 or c.version is None))
@@ -351,3 +352,109 @@ def test_absent_on_a_node_without_anything_changes_nothing(tmp_path):
     assert not cd.plan_absent(params, None, None).changed
     params = cases.write_case(cases.CASES["package-config"], case_dir(tmp_path, "y"))
     assert not cd.plan_absent(params, *files_of(params)).changed
+
+
+# ---- inheritance as nvidia-ctk 1.20.0 and containerd resolve it (issue 17) ----
+
+
+@pytest.mark.parametrize("series", cases.SERIES)
+def test_empty_runtime_type_still_passes_runcs_options_on(tmp_path, series):
+    params = cases.write_case(cases.CASES["ctk-empty-runtime-type-v2"], case_dir(tmp_path, series))
+    result = plan(params, series)
+    assert result.runtime["runtime_type"] == "io.containerd.runc.v2"
+    assert result.runtime["options"]["SystemdCgroup"] is True
+    assert (result.runtime["runtime_engine"], result.runtime["runtime_root"]) == ("", "")  # copied as they are
+    assert result.warnings == []
+
+
+def test_the_default_runtime_wins_over_runc(tmp_path):
+    params = cases.write_case(cases.CASES["ctk-default-over-runc-v2"], case_dir(tmp_path, "d"))
+    runtime = plan(params, "1.7").runtime
+    assert runtime["options"] == {"BinaryName": cases.BINARY, "NoNewKeyring": True, "SystemdCgroup": False}
+    assert runtime["privileged_without_host_devices"] is False
+
+
+def test_nvidia_as_default_is_not_inherited_from(tmp_path):
+    # Made the default by hand (or by nvidia-ctk --set-as-default): runc is the base, as upstream does.
+    params = cases.write_case(cases.CASES["ctk-existing-runtime-default-v2"], case_dir(tmp_path, "n"))
+    params["default_runtime_options"] = {"NoNewKeyring": True}
+    result = plan(params, "1.7")
+    runtimes = toml_rw.loads(result.dropin_after)["plugins"][V2]["containerd"]["runtimes"]
+    assert runtimes["runc"]["options"] == {"SystemdCgroup": True, "NoNewKeyring": True}
+    assert result.runtime["options"] == {"SystemdCgroup": True, "NoNewKeyring": True, "BinaryName": cases.BINARY}
+
+
+def test_a_runtime_already_there_keeps_its_settings_but_takes_the_asked_options(tmp_path):
+    params = cases.write_case(cases.CASES["ctk-existing-runtime-default-v2"], case_dir(tmp_path, "e"))
+    cases.write_file(params["config_path"], cases.EXISTING_RUNTIME_V2.replace(
+        'privileged_without_host_devices = false\n    runtime_type = "io.containerd.runc.v2"\n    [plugins."io.containerd.grpc.v1.cri"'
+        '.containerd.runtimes.nvidia.options]\n', 'privileged_without_host_devices = true\n    runtime_type = "io.containerd.runc.v2"\n'
+        '    [plugins."io.containerd.grpc.v1.cri".containerd.runtimes.nvidia.options]\n      SystemdCgroup = false\n'))
+    runtime = plan(params, "1.7").runtime
+    assert runtime["privileged_without_host_devices"] is True  # the node's own setting
+    assert runtime["options"]["SystemdCgroup"] is True  # default_runtime_options, over the stale copy
+
+
+def test_no_runtime_to_inherit_from_is_warned_about(tmp_path):
+    params = cases.write_case(cases.CASES["package-config"], case_dir(tmp_path, "w"))
+    cases.write_file(params["config_path"], 'version = 2\n[plugins."io.containerd.grpc.v1.cri".containerd.runtimes.kata]\n'
+                                            '  runtime_type = "io.containerd.kata.v2"\n')
+    result = plan(params, "1.7")
+    assert result.warnings == [
+        "the runtime 'runc' is not defined, so default_runtime_options were not applied",
+        "no 'runc' or 'crun' runtime to inherit options from; nvidia gets only its own",
+    ]
+    assert result.runtime == {"runtime_type": "io.containerd.runc.v2", "options": {"BinaryName": cases.BINARY}}
+
+
+# ---- taking over a node that nvidia-ctk or the GPU Operator configured (issue 9) ----
+
+
+def test_takeover_keeps_the_earlier_settings_and_gives_them_back_on_absent(tmp_path):
+    params = cases.write_case(cases.CASES["takeover-gpu-operator-v3"], case_dir(tmp_path, "t"))
+    main, earlier = files_of(params)
+    result = plan(params, "2.1")
+    assert not result.main_changed  # its conf.d glob already imports the drop-in
+    assert any("taken over with every setting it made" in w for w in result.warnings)
+    cri = toml_rw.loads(result.dropin_after)["plugins"][V3]
+    assert cri["enable_cdi"] is True and cri["containerd"]["default_runtime_name"] == "nvidia"
+    assert cri["containerd"]["runtimes"]["nvidia-cdi"]["options"]["BinaryName"].endswith(".cdi")
+    # Measured on the real 2.1: a runtime a file defines shows the fields it leaves out as zero
+    # values (sandboxer = ''), so the built-in runc's must not fill them in.
+    assert "sandboxer" not in cri["containerd"]["runtimes"]["nvidia"]
+    assert cd.dropin_record(result.dropin_after)["taken_over"] == {"text": earlier, "loaded": True}
+    apply(params, result)
+    assert not plan(params, "2.1").changed
+    undo = cd.plan_absent(params, *files_of(params))
+    assert (undo.main_after, undo.dropin_after) == (main, earlier)
+    assert any("put back as nvidia-ctk or the GPU Operator's toolkit wrote it" in w for w in undo.warnings)
+
+
+def test_takeover_of_a_dropin_nothing_imported_does_not_revive_its_settings(tmp_path):
+    params = cases.write_case(cases.CASES["takeover-nvidia-ctk-v2"], case_dir(tmp_path, "n"))
+    # A config manager rewrote config.toml since and dropped the import (gpu-operator#1651).
+    cases.write_file(params["config_path"], cases.CUSTOM_CNI_V2)
+    result = plan(params, "1.7")
+    assert any("none of its settings were in effect" in w for w in result.warnings)
+    cri = toml_rw.loads(result.dropin_after)["plugins"][V2]
+    assert "sandbox_image" not in cri  # the stale copy stays out
+    assert cd.dropin_record(result.dropin_after)["taken_over"]["loaded"] is False
+    apply(params, result)
+    assert not plan(params, "1.7").changed
+    undo = cd.plan_absent(params, *files_of(params))
+    assert undo.main_after == cases.CUSTOM_CNI_V2 and undo.dropin_after == cases.CTK_DROPIN_V2
+
+
+def test_takeover_of_a_dropin_of_another_version_is_refused(tmp_path):
+    params = cases.write_case(cases.CASES["takeover-nvidia-ctk-v2"], case_dir(tmp_path, "v"))
+    # What the toolkit container's `config dump` source wrote over version 2 configs (NVIDIA/aicr#1688).
+    cases.write_file(params["dropin_path"], cases.CTK_DROPIN_V2.replace("version = 2", "version = 3").replace(
+        "io.containerd.grpc.v1.cri", "io.containerd.cri.v1.runtime"))
+    refused(params, "2.1", "written by another tool, is config version 3 but .* is version 2")
+
+
+def test_absent_leaves_a_dropin_it_never_took_over(tmp_path):
+    params = cases.write_case(cases.CASES["takeover-nvidia-ctk-v2"], case_dir(tmp_path, "a"))
+    undo = cd.plan_absent(params, *files_of(params))
+    assert not undo.changed
+    assert any("is left as nvidia-ctk or the GPU Operator's toolkit wrote it" in w for w in undo.warnings)

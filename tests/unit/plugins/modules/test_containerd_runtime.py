@@ -176,3 +176,24 @@ def test_arguments_are_checked(node, capsys, bad, message):
     tmp_path, args = node
     failed, result = run_module(containerd_runtime.main, dict(args, **bad), capsys)
     assert failed and message in result["msg"]
+
+
+def test_a_node_configured_by_nvidia_ctk_is_taken_over_then_left_alone(node, capsys):
+    """Issue 9: converge twice on an nvidia-ctk node (changed, then changed=0), then undo."""
+    tmp_path, args = node
+    params = cases.write_case(cases.CASES["takeover-nvidia-ctk-v2"], str(tmp_path / "ctk"))
+    args = dict(args, config_path=params["config_path"], dropin_path=params["dropin_path"])
+    main, earlier = read(args["config_path"]), read(args["dropin_path"])
+    failed, result = run_module(containerd_runtime.main, dict(args, _ansible_check_mode=True, _ansible_diff=True), capsys)
+    assert not failed and result["changed"] and [d["after_header"] for d in result["diff"]] == [args["dropin_path"]]
+    assert read(args["dropin_path"]) == earlier  # check mode wrote nothing
+    failed, result = run_module(containerd_runtime.main, args, capsys)
+    assert not failed and result["changed"] and "backup_file" not in result, result
+    assert any("taken over with every setting it made" in w for w in warnings(result))
+    assert read(args["config_path"]) == main  # its conf.d glob already imports the drop-in
+    failed, again = run_module(containerd_runtime.main, args, capsys)
+    assert not failed and not again["changed"], again
+    failed, undo = run_module(containerd_runtime.main, dict(args, state="absent"), capsys)
+    assert not failed and undo["changed"]
+    assert (read(args["config_path"]), read(args["dropin_path"])) == (main, earlier)
+    assert any("stays registered" in w for w in warnings(undo))

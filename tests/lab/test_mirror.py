@@ -117,7 +117,10 @@ def test_install_and_upgrade_of_the_test_doubles(mirror_lab, tmp_path):
     assert sh(node, "nvidia-ctk --version").stdout.startswith("NVIDIA Container Toolkit CLI version 1.20.0\n")
     cli = sh(node, "nvidia-container-cli --version").stdout.splitlines()
     assert cli[:2] == ["cli-version: 1.20.0", "lib-version: 1.20.0"]
-    assert sh(node, "nvidia-container-runtime --version").stdout.startswith("NVIDIA Container Runtime version 1.20.0\n")
+    runtime = sh(node, "nvidia-container-runtime --version")
+    assert runtime.returncode == 0 and runtime.stdout.startswith("NVIDIA Container Runtime version 1.20.0\n")
+    for hook in ("nvidia-container-runtime-hook", "nvidia-cdi-hook"):
+        assert " version 1.20.0\n" in sh(node, hook + " --version").stdout, hook
     # The package's postinst writes the runtime's config, as the real one does.
     assert 'mode = "auto"' in sh(node, "cat /etc/nvidia-container-runtime/config.toml").stdout
     assert "libnvidia-container.so.1 " in sh(node, "ldconfig -p").stdout
@@ -130,6 +133,13 @@ def test_install_and_upgrade_of_the_test_doubles(mirror_lab, tmp_path):
     assert sh(node, "systemctl is-system-running").stdout.strip() == "running"
     refresh = sh(node, "systemctl show -p ConditionResult -p ActiveState nvidia-cdi-refresh.service").stdout
     assert "ConditionResult=no" in refresh and "ActiveState=inactive" in refresh
+    links = sh(node, "nvidia-ctk system create-dev-char-symlinks --create-all")
+    assert links.returncode == 0 and sh(node, "ls /dev/char | grep -c nvidia").stdout.strip() == "0"
+    assert sh(node, "nvidia-ctk cdi list").returncode == 0
+    # With NVML's library but no loaded kernel module: NVML's other verdict.
+    sh(node, "touch /usr/lib/x86_64-linux-gnu/libnvidia-ml.so.1")
+    cdi = sh(node, "nvidia-ctk cdi generate")
+    assert cdi.returncode == 1 and "failed to initialize NVML: ERROR_DRIVER_NOT_LOADED" in cdi.stderr
     other = sh(node, "nvidia-ctk runtime configure --runtime=containerd")
     assert other.returncode == 2 and "gpunode lab test double: runtime configure not implemented" in other.stderr
 

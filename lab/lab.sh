@@ -10,6 +10,7 @@
 #   lab/lab.sh inventory           print the inventory path
 #   lab/lab.sh vars                print the variables lab nodes need (YAML): the driver's,
 #                                  and the toolkit's pointing at the lab's mirror
+#   lab/lab.sh mirror-up           start this lab's mirror alone (kept if running); prints its URL
 #   lab/lab.sh mirror-url [good|other-key]
 #                                  the running mirror's apt URL ($(ARCH) form); its key is at
 #                                  the same base + /gpgkey. other-key: the same packages
@@ -98,8 +99,7 @@ lab_up() {
     exit 2
   fi
   lab_host_setup
-  lab_build_images "${flavours[@]}"
-  lab_build_mirror
+  lab_build "${flavours[@]}" mirror
   lab_nvml_wheel >/dev/null
   # A fresh set each time: leftovers from an earlier spec would skew the inventory.
   lab_down quiet
@@ -252,6 +252,7 @@ main() {
     down) lab_need_root "$cmd"; lab_down ;;
     inventory) lab_inventory_path ;;
     vars) lab_vars ;;
+    mirror-up) lab_need_root "$cmd"; lab_host_setup; lab_mirror_up ;;
     mirror-url) lab_mirror_url "$@" ;;
     *) sed -n '2,/^[^#]/{/^#/p}' "$0" | sed 's/^# \{0,1\}//'; [ -z "$cmd" ] || exit 2 ;;
   esac

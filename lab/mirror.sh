@@ -8,7 +8,8 @@
 
 LAB_MIRROR_PORT=8080
 LAB_MIRROR_VERSIONS=(1.19.0 1.20.0)
-LAB_MIRROR_BUILD_DIR=${LAB_MIRROR_BUILD_DIR:-$LAB_BUILD_DIR-mirror}
+# Per build: two labs' `up` on one machine may both find the image out of date.
+LAB_MIRROR_BUILD_DIR=${LAB_MIRROR_BUILD_DIR:-$LAB_BUILD_DIR-mirror.$$}
 # Served over HTTP; the good tree is also a plain directory a test can podman cp
 # into a node as a local (file:) repository.
 LAB_MIRROR_ROOT=/srv/gpunode-mirror
@@ -117,6 +118,16 @@ lab_mirror_wait() {  # waits until the mirror answers on its IP, as the nodes re
 
 # The toolkit role's variables for this lab's mirror; nothing without one, or with
 # LAB_TOOLKIT_SOURCE=nvidia (the role's defaults: NVIDIA's repository and key).
+lab_mirror_up() {  # this lab's mirror alone (for nodes lab.sh does not start, such as molecule's)
+  lab_build_mirror >&2
+  if ! lab_mirror_ip >/dev/null; then
+    podman rm -f -t 0 "$(lab_mirror_name)" >/dev/null 2>&1 || true
+    lab_mirror_start
+  fi
+  lab_mirror_wait
+  lab_mirror_url good
+}
+
 lab_mirror_vars() {
   local url fpr
   [ "${LAB_TOOLKIT_SOURCE:-mirror}" = mirror ] || return 0

@@ -93,9 +93,17 @@ def test_vars_point_the_toolkit_role_at_the_mirror(mirror_lab):
         inventory = handle.read()
     assert "    lab_mirror:\n" in inventory and inventory.count(prefix + "-mirror:") == 1
     assert inventory.split("gpu_nodes:")[1].count(prefix + "-mirror") == 0
-    # Without a running mirror: none of the toolkit's variables.
-    none = lab("vars", env={"LAB_NAME_PREFIX": "lab-mirror-none-%s" % uuid.uuid4().hex[:6]}).stdout
-    assert "container_toolkit_" not in none
+    # Without a running mirror, or with LAB_TOOLKIT_SOURCE=nvidia: none of the toolkit's variables.
+    alone = {"LAB_NAME_PREFIX": "lab-mirror-alone-%s" % uuid.uuid4().hex[:6]}
+    assert "container_toolkit_" not in lab("vars", env=alone).stdout
+    assert "container_toolkit_" not in lab("vars", env=dict(mirror_lab, LAB_TOOLKIT_SOURCE="nvidia")).stdout
+    # mirror-up: a lab's mirror alone, for nodes that lab.sh does not start; down removes it.
+    try:
+        alone_url = lab("mirror-up", env=alone).stdout.strip()
+        assert alone_url.endswith("/libnvidia-container/stable/deb/$(ARCH)") and alone_url != url
+        assert lab("vars", env=alone).stdout.count("container_toolkit_") == 4
+    finally:
+        assert "removed 0 node(s) and the mirror" in lab("down", env=alone).stdout
 
 
 def test_install_and_upgrade_of_the_test_doubles(mirror_lab, tmp_path):

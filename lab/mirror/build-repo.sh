@@ -1,4 +1,4 @@
-#!/bin/bash
+#!/usr/bin/env bash
 # Runs inside the mirror image's rootfs at build time (chroot): builds the test-double
 # packages of NVIDIA's container toolkit and signs two apt trees of them, each with a
 # key made here. The secret keys stay in this run's GNUPGHOME, which the build removes.

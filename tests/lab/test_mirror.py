@@ -7,7 +7,8 @@ and file paths, with stand-in programs that answer --version and fail `nvidia-ct
 generate` the way the real one fails without a driver. NVIDIA's repository is not
 reachable from the lab; the repository is signed with a key made when the mirror
 image was built, and a second tree holds the same packages signed with another key.
-These tests drive apt by hand on a lab node, not through the toolkit role.
+These tests drive apt by hand on lab nodes (Debian 12, whose apt verifies with gpgv, and
+Debian 13, with sqv), not through the toolkit role.
 """
 
 import base64
@@ -34,7 +35,8 @@ def mirror_lab(tmp_path_factory):
     env = {"LAB_NAME_PREFIX": "lab-mirror-%s" % uuid.uuid4().hex[:6],
            "LAB_STATE": str(tmp_path_factory.mktemp("mirror-lab"))}
     try:
-        lab("up", "bookworm:2", env=env)
+        # Debian 12's apt checks signatures with gpgv, Debian 13's with sqv: one node each.
+        lab("up", "bookworm:1,trixie:1", env=env)
         yield env
     finally:
         lab("down", env=env, check=False)
@@ -65,6 +67,33 @@ def use_repo(node, url, key_url, tmp_path):
     assert sh(node, "echo '%s' >%s" % (line, LIST)).returncode == 0
 
 
+def fingerprint(mirror_lab, tree):
+    """The fingerprint of the key a tree's gpgkey holds, read with gpg on the mirror."""
+    base = "/srv/gpunode-mirror/%slibnvidia-container/gpgkey" % ("other-key/" if tree == "other-key" else "")
+    out = podman("exec", mirror_lab["LAB_NAME_PREFIX"] + "-mirror", "gpg", "--show-keys", "--with-colons", base).stdout
+    return [line.split(":")[9] for line in out.splitlines() if line.startswith("fpr:")][0]
+
+
+def assert_refused(node, mirror_lab, tmp_path):
+    """The good key trusted, the other-key tree served: apt's own refusal, and nothing installed."""
+    url = lab("mirror-url", env=mirror_lab).stdout.strip()
+    use_repo(node, lab("mirror-url", "other-key", env=mirror_lab).stdout.strip(),
+             url.replace("/stable/deb/$(ARCH)", "/gpgkey"), tmp_path)
+    update = apt(node, "update")
+    out = update.stdout + update.stderr
+    assert update.returncode == 100, out
+    other = fingerprint(mirror_lab, "other-key")
+    if "sqv" in out:  # Debian 13
+        assert "OpenPGP signature verification failed" in out and "Missing key %s" % other in out, out
+    else:  # gpgv
+        assert "The following signatures couldn't be verified because the public key is not available" in out
+        assert "NO_PUBKEY %s" % other[-16:] in out, out
+    assert "is not signed" in out, out
+    install = apt(node, "install", "-y", "nvidia-container-toolkit")
+    assert install.returncode == 100 and "Unable to locate package nvidia-container-toolkit" in install.stderr
+    assert installed(node) == {}
+
+
 def apt(node, *args):
     return sh(node, "DEBIAN_FRONTEND=noninteractive apt-get -q " + " ".join(APT_MIRROR_ONLY + list(args)))
 
@@ -80,10 +109,8 @@ def test_vars_point_the_toolkit_role_at_the_mirror(mirror_lab):
     other = lab("mirror-url", "other-key", env=mirror_lab).stdout.strip()
     assert url.startswith("http://") and url.endswith("/libnvidia-container/stable/deb/$(ARCH)")
     assert other == url.replace("/libnvidia-container/", "/other-key/libnvidia-container/")
-    fpr = podman("exec", prefix + "-mirror", "gpg", "--show-keys", "--with-colons",
-                 "/srv/gpunode-mirror/libnvidia-container/gpgkey").stdout
-    fpr = [line.split(":")[9] for line in fpr.splitlines() if line.startswith("fpr:")][0]
-    assert len(fpr) == 40
+    fpr = fingerprint(mirror_lab, "good")
+    assert len(fpr) == 40 and fpr != fingerprint(mirror_lab, "other-key")
     lines = lab("vars", env=mirror_lab).stdout.splitlines()
     assert lines[-4:] == ["container_toolkit_source: mirror",
                           "container_toolkit_mirror_url: " + url,
@@ -108,6 +135,7 @@ def test_vars_point_the_toolkit_role_at_the_mirror(mirror_lab):
 
 def test_install_and_upgrade_of_the_test_doubles(mirror_lab, tmp_path):
     node = mirror_lab["LAB_NAME_PREFIX"] + "-bookworm-1"
+    assert_refused(node, mirror_lab, tmp_path)
     url = lab("mirror-url", env=mirror_lab).stdout.strip()
     use_repo(node, url, url.replace("/stable/deb/$(ARCH)", "/gpgkey"), tmp_path)
     update = apt(node, "update")
@@ -154,19 +182,8 @@ def test_install_and_upgrade_of_the_test_doubles(mirror_lab, tmp_path):
 
 def test_a_mirror_signed_with_another_key_is_refused_and_a_local_copy_works(mirror_lab, tmp_path):
     prefix = mirror_lab["LAB_NAME_PREFIX"]
-    node = prefix + "-bookworm-2"
-    url = lab("mirror-url", env=mirror_lab).stdout.strip()
-    other = lab("mirror-url", "other-key", env=mirror_lab).stdout.strip()
-    # The good key trusted, the other tree's signature: apt's own refusal.
-    use_repo(node, other, url.replace("/stable/deb/$(ARCH)", "/gpgkey"), tmp_path)
-    update = apt(node, "update")
-    out = update.stdout + update.stderr
-    assert update.returncode == 100, out
-    assert "The following signatures couldn't be verified because the public key is not available" in out
-    assert "NO_PUBKEY" in out and "is not signed" in out
-    install = apt(node, "install", "-y", "nvidia-container-toolkit")
-    assert install.returncode == 100 and "Unable to locate package nvidia-container-toolkit" in install.stderr
-    assert installed(node) == {}
+    node = prefix + "-trixie-1"
+    assert_refused(node, mirror_lab, tmp_path)
 
     # The good tree copied into the node: an air-gapped site's local-directory repository.
     podman("cp", prefix + "-mirror:/srv/gpunode-mirror/libnvidia-container", str(tmp_path / "tree"))
@@ -175,6 +192,7 @@ def test_a_mirror_signed_with_another_key_is_refused_and_a_local_copy_works(mirr
     assert sh(node, "echo 'deb [signed-by=%s] %s /' >%s" % (KEYRING, local, LIST)).returncode == 0
     update = apt(node, "update")
     assert update.returncode == 0, update.stdout + update.stderr
+    assert "W:" not in update.stdout + update.stderr
     policy = sh(node, "apt-cache policy nvidia-container-toolkit").stdout
     assert "Candidate: 1.20.0-1" in policy and "1.19.0-1" in policy
     assert os.path.isfile(tmp_path / "tree" / "stable" / "deb" / "amd64" / "InRelease")

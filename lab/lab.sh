@@ -3,15 +3,26 @@
 # test nodes by site.yml and molecule.
 #
 #   lab/lab.sh host-setup          apply the host settings this machine needs (only those)
-#   lab/lab.sh build [FLAVOUR...]  build/refresh node images (cached by recipe hash)
+#   lab/lab.sh build [FLAVOUR...]  build/refresh images (cached by recipe hash); default: all,
+#                                  the mirror's included
 #   lab/lab.sh up [SPEC]           start nodes and write the inventory
 #   lab/lab.sh down                remove this lab's containers and their volumes
 #   lab/lab.sh inventory           print the inventory path
-#   lab/lab.sh vars                print the driver variables lab nodes need (YAML)
+#   lab/lab.sh vars                print the variables lab nodes need (YAML): the driver's,
+#                                  and the toolkit's pointing at the lab's mirror
+#   lab/lab.sh mirror-up           start this lab's mirror alone (kept if running); prints its URL
+#   lab/lab.sh mirror-url [good|other-key]
+#                                  the running mirror's apt URL ($(ARCH) form); its key is at
+#                                  the same base + /gpgkey. other-key: the same packages
+#                                  signed by another key (apt must refuse it)
 #
 # SPEC is "flavour:count,..." (default: $LAB_NODES or bookworm:2,trixie:1).
 # Flavours: bookworm (Debian 12), trixie (Debian 13), trixie-c2 (Debian 13 that
 # installs containerd 2.x). Needs root: the nodes are privileged system containers.
+# Every lab also gets a package mirror node, <prefix>-mirror (image flavour mirror,
+# see lab/mirror.sh): test doubles of NVIDIA's container toolkit packages, group
+# lab_mirror in the inventory, not a GPU node. LAB_TOOLKIT_SOURCE=nvidia: vars (and
+# the inventory) leave the toolkit role on NVIDIA's real repository instead.
 # One lab per LAB_NAME_PREFIX (default gpunode-lab): up and down touch only its
 # nodes; its state (inventory) is in LAB_STATE (.lab, or .lab/<prefix>).
 set -euo pipefail
@@ -31,6 +42,8 @@ LAB_WHEELS=${LAB_WHEELS:-$LAB_ROOT/.cache/wheels}
 . "$LAB_DIR/images.sh"
 # shellcheck source=lab/host.sh
 . "$LAB_DIR/host.sh"
+# shellcheck source=lab/mirror.sh
+. "$LAB_DIR/mirror.sh"
 
 lab_need_root() {
   if [ "$(id -u)" -ne 0 ]; then
@@ -86,7 +99,7 @@ lab_up() {
     exit 2
   fi
   lab_host_setup
-  lab_build_images "${flavours[@]}"
+  lab_build "${flavours[@]}" mirror
   lab_nvml_wheel >/dev/null
   # A fresh set each time: leftovers from an earlier spec would skew the inventory.
   lab_down quiet
@@ -100,11 +113,13 @@ lab_up() {
       --volume "/var/lib/containerd" \
       "$LAB_IMAGE_PREFIX-$flavour" /lib/systemd/systemd >/dev/null
   done <<<"$nodes"
+  lab_mirror_start
   while read -r flavour i; do
     lab_wait_booted "$LAB_NAME_PREFIX-$flavour-$i"
   done <<<"$nodes"
+  lab_mirror_wait
   lab_write_inventory "$nodes"
-  echo "lab: $(wc -l <<<"$nodes") node(s) up; inventory: $(lab_inventory_path)"
+  echo "lab: $(wc -l <<<"$nodes") node(s) and the mirror up ($(lab_mirror_url good)); inventory: $(lab_inventory_path)"
 }
 
 lab_inventory_path() {
@@ -133,6 +148,14 @@ lab_write_inventory() {  # node lines
         [ "$f" = "$flavour" ] && echo "            $LAB_NAME_PREFIX-$f-$i:"
       done <<<"$1"
     done
+    if lab_mirror_ip >/dev/null; then
+      echo "    lab_mirror:"
+      echo "      vars:"
+      echo "        ansible_connection: containers.podman.podman"
+      echo "        ansible_python_interpreter: /usr/bin/python3"
+      echo "      hosts:"
+      echo "        $(lab_mirror_name):"
+    fi
     echo "    gpu_nodes:"
     echo "      hosts:"
     while read -r flavour i; do
@@ -166,10 +189,12 @@ lab_nvml_wheel() {
 
 # What every lab node needs from the driver role: the module built for the kernel
 # Debian's headers metapackage stands for (the node runs the VM's kernel), and
-# nvidia-ml-py from the controller's wheel.
+# nvidia-ml-py from the controller's wheel; from the toolkit role, the lab's
+# mirror (NVIDIA's repository is not reachable from the lab).
 lab_vars() {
   echo "driver_kernel_release: packaged"
   echo "driver_nvml_wheel: $(lab_nvml_wheel)"
+  lab_mirror_vars
 }
 
 lab_node_ids() {  # this prefix's containers (and, by name, those an older lab.sh made)
@@ -186,7 +211,9 @@ lab_node_ids() {  # this prefix's containers (and, by name, those an older lab.s
 }
 
 lab_down() {
-  local ids vols
+  local ids vols mirror=0
+  [ -z "$(podman ps -aq --filter label=gpunode.lab.role=mirror \
+    --filter "label=gpunode.lab.prefix=$LAB_NAME_PREFIX")" ] || mirror=1
   mapfile -t ids < <(lab_node_ids)
   if [ ${#ids[@]} -gt 0 ]; then
     # Collect the anonymous volumes first: they outlive their containers.
@@ -196,7 +223,23 @@ lab_down() {
     if [ ${#vols[@]} -gt 0 ]; then podman volume rm -f "${vols[@]}" >/dev/null; fi
   fi
   rm -f "$(lab_inventory_path)"
-  [ "${1:-}" = quiet ] || echo "lab: removed ${#ids[@]} node(s)"
+  [ "${1:-}" = quiet ] || echo "lab: removed $((${#ids[@]} - mirror)) node(s)$([ "$mirror" = 0 ] || echo " and the mirror")"
+}
+
+lab_build() {  # [FLAVOUR...]: all (the nodes' and the mirror) by default
+  local f nodes=() mirror=false pid rc=0
+  [ $# -gt 0 ] || set -- "${!LAB_SUITE[@]}" mirror
+  for f in "$@"; do
+    if [ "$f" = mirror ]; then mirror=true; else nodes+=("$f"); fi
+  done
+  if [ "$mirror" = false ]; then lab_build_images "${nodes[@]}"; return; fi
+  if [ ${#nodes[@]} -eq 0 ]; then lab_build_mirror; return; fi
+  # Two debootstraps at once: mostly waiting on the network and the disk.
+  lab_build_mirror &
+  pid=$!
+  lab_build_images "${nodes[@]}" || rc=$?
+  wait "$pid" || rc=$?
+  return "$rc"
 }
 
 main() {
@@ -204,12 +247,14 @@ main() {
   shift || true
   case "$cmd" in
     host-setup) lab_need_root "$cmd"; lab_host_setup ;;
-    build) lab_need_root "$cmd"; lab_host_setup; if [ $# -eq 0 ]; then set -- "${!LAB_SUITE[@]}"; fi; lab_build_images "$@" ;;
+    build) lab_need_root "$cmd"; lab_host_setup; lab_build "$@" ;;
     up) lab_need_root "$cmd"; lab_up "$@" ;;
     down) lab_need_root "$cmd"; lab_down ;;
     inventory) lab_inventory_path ;;
     vars) lab_vars ;;
-    *) sed -n '2,16p' "$0" | sed 's/^# \{0,1\}//'; [ -z "$cmd" ] || exit 2 ;;
+    mirror-up) lab_need_root "$cmd"; lab_host_setup; lab_mirror_up ;;
+    mirror-url) lab_mirror_url "$@" ;;
+    *) sed -n '2,/^[^#]/{/^#/p}' "$0" | sed 's/^# \{0,1\}//'; [ -z "$cmd" ] || exit 2 ;;
   esac
 }
 

@@ -5,12 +5,13 @@ say() { printf '\033[1m==> %s\033[0m\n' "$*"; }
 
 # The lab's nodes are privileged system containers: everything runs as root.
 # Started as another user, the script runs itself again through sudo, keeping
-# the variables that choose the lab (LAB_NODES, LAB_NAME_PREFIX, LAB_STATE).
+# the variables that choose the lab (LAB_NODES, LAB_NAME_PREFIX, LAB_STATE,
+# LAB_TOOLKIT_SOURCE).
 need_root() {
   if [ "$(id -u)" -ne 0 ]; then
     if command -v sudo >/dev/null; then
       echo "${0##*/}: not root: running it again as root through sudo" >&2
-      exec sudo --preserve-env=PATH,LAB_NODES,LAB_NAME_PREFIX,LAB_STATE,PYTHON "$0" "$@"
+      exec sudo --preserve-env=PATH,LAB_NODES,LAB_NAME_PREFIX,LAB_STATE,LAB_TOOLKIT_SOURCE,PYTHON "$0" "$@"
     fi
     echo "${0##*/} needs root (the lab's nodes are privileged containers), and this machine has no sudo" \
       "to get there: run it from a root shell (for example: su - root -c 'cd $PWD && $0')" >&2

@@ -39,8 +39,9 @@ def test_two_labs_up_at_once_and_down_of_one_leaves_the_other(two_labs):
     lab("up", "bookworm:1,trixie:1", env=b)
     a_nodes = [a["LAB_NAME_PREFIX"] + "-bookworm-1"]
     b_nodes = [b["LAB_NAME_PREFIX"] + "-bookworm-1", b["LAB_NAME_PREFIX"] + "-trixie-1"]
-    assert running(a["LAB_NAME_PREFIX"]) == a_nodes
-    assert running(b["LAB_NAME_PREFIX"]) == b_nodes
+    # Each lab has its own package mirror node as well.
+    assert running(a["LAB_NAME_PREFIX"]) == sorted(a_nodes + [a["LAB_NAME_PREFIX"] + "-mirror"])
+    assert running(b["LAB_NAME_PREFIX"]) == sorted(b_nodes + [b["LAB_NAME_PREFIX"] + "-mirror"])
     # Each prefix has its own inventory, naming its nodes only, with the lab's driver variables.
     a_inv, b_inv = (lab("inventory", env=env).stdout.strip() for env in (a, b))
     assert a_inv == os.path.join(a["LAB_STATE"], "inventory.yml") and a_inv != b_inv
@@ -52,14 +53,14 @@ def test_two_labs_up_at_once_and_down_of_one_leaves_the_other(two_labs):
     assert a_volumes
 
     down = lab("down", env=a)
-    assert "removed 1 node(s)" in down.stdout
+    assert "removed 1 node(s) and the mirror" in down.stdout
     assert running(a["LAB_NAME_PREFIX"]) == []
     assert not os.path.exists(a_inv)
     for volume in a_volumes:
         assert podman("volume", "exists", volume, check=False).returncode != 0, volume
-    # The other lab: its nodes still running (systemd up), its volumes and inventory in place.
-    assert running(b["LAB_NAME_PREFIX"]) == b_nodes
-    for node in b_nodes:
+    # The other lab: its nodes and mirror still running (systemd up), its volumes and inventory in place.
+    assert running(b["LAB_NAME_PREFIX"]) == sorted(b_nodes + [b["LAB_NAME_PREFIX"] + "-mirror"])
+    for node in b_nodes + [b["LAB_NAME_PREFIX"] + "-mirror"]:
         assert podman("exec", node, "systemctl", "is-system-running").stdout.strip() == "running"
         for volume in volumes(node):
             assert podman("volume", "exists", volume, check=False).returncode == 0, volume

@@ -10,7 +10,8 @@ import tempfile
 
 
 def write_atomic(module, path, text, new_mode=0o644):
-    """Replace ``path`` with ``text`` through a temporary file in its directory and ``module.atomic_move``.
+    """Replace ``path`` with ``text`` (str, written as UTF-8, or bytes) through a temporary file in its
+    directory and ``module.atomic_move``.
 
     A file that exists keeps its mode, owner and SELinux context (atomic_move
     copies them); a link is followed, so the file it points to is written and
@@ -25,7 +26,7 @@ def write_atomic(module, path, text, new_mode=0o644):
     fd, tmp = tempfile.mkstemp(dir=directory, prefix=".%s." % os.path.basename(target))
     try:
         with os.fdopen(fd, "wb") as handle:
-            handle.write(text.encode("utf-8"))
+            handle.write(text if isinstance(text, bytes) else text.encode("utf-8"))
         module.atomic_move(tmp, target)
     finally:
         if os.path.exists(tmp):

@@ -244,13 +244,13 @@ backup_file:
 """
 
 import os
-import tempfile
 
 from ansible.module_utils.basic import AnsibleModule
 from ansible.module_utils.common.text.converters import to_native
 
 from ansible_collections.gpunode.nvidia.plugins.module_utils import containerd_config as cc
 from ansible_collections.gpunode.nvidia.plugins.module_utils import containerd_dropin
+from ansible_collections.gpunode.nvidia.plugins.module_utils import files
 from ansible_collections.gpunode.nvidia.plugins.module_utils import toml_rw
 from ansible_collections.gpunode.nvidia.plugins.module_utils.runner import make_runner
 
@@ -306,30 +306,13 @@ def check_rancher(module, params, binary):
         )
 
 
-def write_atomic(module, path, text, mode):
-    directory = os.path.dirname(path)
-    if not os.path.isdir(directory):
-        os.makedirs(directory, 0o755)
-    fd, tmp = tempfile.mkstemp(dir=directory, prefix=".%s." % os.path.basename(path))
-    try:
-        with os.fdopen(fd, "wb") as handle:
-            handle.write(text.encode("utf-8"))
-        existed = os.path.exists(path)
-        module.atomic_move(tmp, path)
-    finally:
-        if os.path.exists(tmp):
-            os.unlink(tmp)
-    if not existed:
-        os.chmod(path, mode)
-
-
 def put(module, path, text, mode):
     """Make ``path`` hold ``text`` (None: no file)."""
     if text is None:
         if os.path.lexists(path):
             os.unlink(path)
     else:
-        write_atomic(module, path, text, mode)
+        files.write_atomic(module, path, text, mode)
 
 
 def apply(module, plan, params, result):

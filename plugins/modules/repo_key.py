@@ -183,13 +183,12 @@ import hashlib
 import os
 import re
 import stat
-import tempfile
 
 from ansible.module_utils.basic import AnsibleModule
 from ansible.module_utils.common.text.converters import to_native
 from ansible.module_utils.urls import fetch_url
 
-from ansible_collections.gpunode.nvidia.plugins.module_utils import openpgp
+from ansible_collections.gpunode.nvidia.plugins.module_utils import files, openpgp
 
 MAX_BYTES = 1024 * 1024  # far more than any key file; anything larger is not one
 SCHEMES = ("http", "https", "file")
@@ -314,20 +313,6 @@ def describe(data, mode):
     return "\n".join(lines) + "\n"
 
 
-def write(module, dest, data, mode):
-    directory = os.path.dirname(dest)
-    if not os.path.isdir(directory):
-        os.makedirs(directory, 0o755)
-    fd, tmp = tempfile.mkstemp(dir=directory, prefix=".%s." % os.path.basename(dest))
-    try:
-        with os.fdopen(fd, "wb") as handle:
-            handle.write(data)
-        module.atomic_move(tmp, dest)
-    finally:
-        if os.path.exists(tmp):
-            os.unlink(tmp)
-
-
 def main():
     module = AnsibleModule(
         argument_spec=dict(
@@ -394,7 +379,7 @@ def main():
     if changed and not module.check_mode:
         try:
             if write_needed:
-                write(module, dest, content, mode)
+                files.write_atomic(module, dest, content, mode)
             if as_root:
                 os.chown(dest, 0, 0)
             os.chmod(dest, mode)  # atomic_move keeps the mode of the file it replaces

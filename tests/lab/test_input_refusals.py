@@ -18,6 +18,12 @@ BAD = [
     ("containerd_runtime_default=true containerd_runtime_state=absent",
      "containerd_runtime_default is true and containerd_runtime_state is absent"),
     ("containerd_cgroup_driver=bogus", "value of containerd_cgroup_driver must be one of: auto, systemd, cgroupfs, keep, got: bogus"),
+    ("container_toolkit_source=mirror container_toolkit_mirror_url=http://mirror.example.test/libnvidia-container/stable/deb/amd64",
+     "container_toolkit_source is mirror but container_toolkit_mirror_key_url is empty"),
+    ("container_toolkit_version=latest", "container_toolkit_version is 'latest', not one exact version with its revision"),
+    ("container_toolkit_version=1.2", "container_toolkit_version is '1.2', not one exact version with its revision"),
+    ("container_toolkit_mode=gpu", "value of container_toolkit_mode must be one of: , auto, legacy, cdi, csv, jit-cdi, got: gpu"),
+    ("container_toolkit_key_fingerprint=F796ECB0", "container_toolkit_key_fingerprint is 'F796ECB0', not a key fingerprint"),
 ]
 REFUSAL = "gpunode.nvidia refused its variables before any change: "
 
@@ -72,6 +78,22 @@ def test_an_unreachable_repository_stops_before_any_change(node, tmp_path):
     out = run.stdout + run.stderr
     assert run.returncode == 2, out
     assert "Fetch and check the repository's signing key before any change" in out
+    stats = recap(out, name)
+    assert stats["changed"] == 0 and stats["failed"] == 1, stats
+    assert made.exec(name, "sh", "-c", SNAPSHOT) == before
+
+
+def test_a_key_file_that_is_not_a_key_stops_before_any_change(node, tmp_path):
+    """A mirror in a directory on the node whose "key" is some other file: refused by repo_key, nothing written."""
+    made, name = node
+    before = made.exec(name, "sh", "-c", SNAPSHOT)
+    run = playbook([name], tmp_path, "playbooks/site.yml", "--tags", "container_toolkit",
+                   "-e", "container_toolkit_source=mirror container_toolkit_mirror_url=file:///srv/nvidia-mirror/amd64"
+                         " container_toolkit_mirror_key_url=file:///etc/os-release"
+                         " container_toolkit_key_fingerprint=C95B321B61E88C1809C4F759DDCAE044F796ECB0")
+    out = run.stdout + run.stderr
+    assert run.returncode == 2, out
+    assert "file:///etc/os-release is not an OpenPGP public key" in " ".join(out.split()), out
     stats = recap(out, name)
     assert stats["changed"] == 0 and stats["failed"] == 1, stats
     assert made.exec(name, "sh", "-c", SNAPSHOT) == before

@@ -13,11 +13,11 @@ EXPECTED = {"source": "mirror", "version": "1.19.0-1", "packages": PACKAGES, "ho
             "repo_url": "http://10.88.0.2:8080/libnvidia-container/stable/deb/$(ARCH)"}
 
 
-def state(version="1.19.0-1", held=PACKAGES, driver=None, devices=None, **overrides):
+def state(version="1.19.0-1", held=None, driver=None, devices=None, **overrides):
     base = {
         "family": "Debian",
         "packages": dict((p, version) for p in PACKAGES),
-        "held": list(held),
+        "held": list(PACKAGES if held is None else held),
         "ctk_version": version.split("-")[0] if version else None,
         "binaries": dict((b, bool(version)) for b in BINARIES.values()),
         "files": {},

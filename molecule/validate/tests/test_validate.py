@@ -67,8 +67,14 @@ def test_toolkit_stage_reports_what_is_installed(host):
     assert toolkit["status"] == "fail"
     runc = host.check_output("/usr/bin/runc --version | head -n1").split()[-1]
     assert toolkit["details"]["binaries"] == {"/usr/bin/runc": runc, "/usr/bin/nvidia-ctk": None}
-    # Only the missing toolkit fails it: containerd has the runtime (registered in prepare).
-    assert toolkit["reason"] == "/usr/bin/nvidia-ctk is not installed (install the NVIDIA container toolkit: container_toolkit role)"
+    # Only the missing toolkit fails it: containerd has the runtime (registered in prepare). Without the
+    # container_toolkit role in this play, the stage read the four packages itself (toolkit_state).
+    assert toolkit["reason"] == (
+        "/usr/bin/nvidia-ctk is not installed (install the NVIDIA container toolkit: container_toolkit role); toolkit packages"
+        " not installed: libnvidia-container-tools, libnvidia-container1, nvidia-container-toolkit, nvidia-container-toolkit-base"
+        " (the container_toolkit role installs them)")
+    assert toolkit["details"]["toolkit"]["packages"] == dict.fromkeys(
+        ["nvidia-container-toolkit", "nvidia-container-toolkit-base", "libnvidia-container-tools", "libnvidia-container1"])
 
 
 def test_toolkit_stage_asked_containerd_runtime_and_containerd_itself(host):

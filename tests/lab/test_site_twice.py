@@ -71,6 +71,9 @@ def test_readme_main_command_then_site_changes_nothing(own_lab, no_sudo):
     for host in hosts:
         assert re.search(r"%s\s+debian 1[23] " % host, tail), tail
         assert recap(out, host)["failed"] == 0
+        # The toolkit (the lab mirror's test-double packages) at the role's default pin, and the
+        # runtime containerd registered, its binary there.
+        assert re.search(r"%s\s.* 1\.20\.0-1 +1\.[67]\.\d+ \(nvidia\) +ok" % host, tail), tail
 
     # No driver_version was given (the lab sets none): the driver role resolved one, and
     # validate's driver stage checked exactly the version installed on each node.

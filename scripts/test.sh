@@ -9,8 +9,9 @@ ROOT=$(cd "$(dirname "${BASH_SOURCE[0]}")/.." && pwd)
 controller_ready "$@"
 bash lab/lab.sh build
 # Packages only the tests need (setup.sh installs what users need): sudo, for the
-# test of the entry scripts' re-run through sudo (tests/scripts).
-apt_install_missing sudo
+# test of the entry scripts' re-run through sudo (tests/scripts); gnupg, whose gpg the
+# OpenPGP unit tests compare our fingerprints with.
+apt_install_missing sudo gnupg
 
 passed=0
 failed=0

@@ -10,7 +10,7 @@ import uuid
 import pytest
 
 from .conftest import IMAGE_PREFIX, Nodes, playbook, podman
-from .test_preflight_refusals import recap
+from .test_preflight_refusals import SNAPSHOT, recap
 
 TREE = "/srv/gpunode-mirror/libnvidia-container"
 ON_NODE = "/srv/nvidia-mirror"
@@ -42,6 +42,15 @@ def test_a_repository_in_a_directory_on_the_node(node, tmp_path):
     extra = ("container_toolkit_source=mirror container_toolkit_mirror_url=file://%s/stable/deb/$(ARCH)"
              " container_toolkit_mirror_key_url=file://%s/gpgkey container_toolkit_key_fingerprint=%s"
              " container_toolkit_version=1.19.0-1" % (ON_NODE, ON_NODE, fingerprint))
+    # Check mode first, on the fresh node: the key and the repository are checked for real, apt
+    # cannot see the packages of a repository not yet written, so the role says what it would install.
+    before = made.exec(name, "sh", "-c", SNAPSHOT)
+    check = playbook([name], tmp_path, "playbooks/site.yml", "--tags", "container_toolkit", "--check", "-e", extra)
+    out = check.stdout + check.stderr
+    assert check.returncode == 0, out
+    assert recap(out, name)["changed"] > 0 and "would install nvidia-container-toolkit" in out, out
+    assert made.exec(name, "sh", "-c", SNAPSHOT) == before
+
     first = playbook([name], tmp_path, "playbooks/site.yml", "--tags", "container_toolkit", "-e", extra)
     out = first.stdout + first.stderr
     assert first.returncode == 0, out

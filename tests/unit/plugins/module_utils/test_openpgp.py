@@ -45,6 +45,15 @@ def refused(data, *words):
     return str(exc.value)
 
 
+@pytest.fixture(autouse=True)
+def _no_agent_left(tmp_path):
+    """gpg starts an agent for key generation; stop it with the test, or it outlives the run."""
+    yield
+    home = tmp_path / "gnupg"
+    if GPG and home.is_dir():
+        subprocess.run(["gpgconf", "--homedir", str(home), "--kill", "gpg-agent"], check=False, capture_output=True)
+
+
 def gpg(tmp_path, *args, **kwargs):
     home = tmp_path / "gnupg"
     home.mkdir(mode=0o700, exist_ok=True)

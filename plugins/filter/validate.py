@@ -57,7 +57,10 @@ def _failure_text(result):
 
 
 def validate_gate(stages, stage, skip=None, continue_after_failure=False):
-    """Why ``stage`` must not run (a skip or blocked stage result), or None when it runs."""
+    """Why ``stage`` must not run (a skip or blocked stage result), or ``{}`` when it runs.
+
+    Not None: before ansible-core 2.19 a template that yields None gives the string "None".
+    """
     skip = skip or {}
     if stage not in STAGES:
         raise ValueError("unknown validate stage %r (stages: %s)" % (stage, ", ".join(STAGES)))
@@ -67,7 +70,7 @@ def validate_gate(stages, stage, skip=None, continue_after_failure=False):
     broken = [s["stage"] for s in earlier if s["status"] in ("fail", "blocked")]
     if broken and not continue_after_failure:
         return _stage(stage, "blocked", "blocked: the %s stage did not pass" % broken[0])
-    return None
+    return {}
 
 
 def validate_driver_stage(result, preflight, expected=None):
@@ -202,7 +205,7 @@ def validate_toolkit_stage(probes, runtime_check, containerd=None, packages=None
     containerd role ran, else ``runtime_check``: containerd_runtime run in
     check mode with diff (no difference means the runtime is configured).
     ``packages``: the toolkit's packages and binaries (see _toolkit_packages),
-    or None where they were not read.
+    or empty where they were not read.
     """
     binaries, problems = {}, []
     for probe in (probes or {}).get("results") or []:

@@ -21,7 +21,7 @@ def stage(name, status):
 
 
 def test_gate_lets_the_first_stage_run():
-    assert v.validate_gate({}, "driver") is None
+    assert v.validate_gate({}, "driver") == {}
 
 
 def test_gate_blocks_after_a_failure_and_after_a_block():
@@ -33,7 +33,7 @@ def test_gate_blocks_after_a_failure_and_after_a_block():
 
 def test_gate_runs_after_pass_and_after_a_user_skip():
     stages = {"driver": stage("driver", "pass"), "toolkit": stage("toolkit", "skip")}
-    assert v.validate_gate(stages, "container") is None
+    assert v.validate_gate(stages, "container") == {}
 
 
 def test_user_skip_wins_and_states_the_reason():
@@ -43,7 +43,7 @@ def test_user_skip_wins_and_states_the_reason():
 
 
 def test_continue_after_failure_runs_everything():
-    assert v.validate_gate({"driver": stage("driver", "fail")}, "toolkit", {}, True) is None
+    assert v.validate_gate({"driver": stage("driver", "fail")}, "toolkit", {}, True) == {}
 
 
 def test_gate_refuses_an_unknown_stage():

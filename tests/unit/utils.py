@@ -1,11 +1,22 @@
 """Helpers shared by the module unit tests."""
 
+import contextlib
 import json
 from unittest import mock
 
 import pytest
-from ansible.module_utils import _internal as _module_utils_internal
-from ansible.module_utils.testing import patch_module_args
+from ansible.module_utils import basic
+
+try:  # ansible-core >= 2.19
+    from ansible.module_utils import _internal as _module_utils_internal
+    from ansible.module_utils.testing import patch_module_args
+except ImportError:  # 2.16 to 2.18 (the controller matrix): arguments are read from basic._ANSIBLE_ARGS
+    _module_utils_internal = None
+
+    @contextlib.contextmanager
+    def patch_module_args(args):
+        with mock.patch.object(basic, "_ANSIBLE_ARGS", json.dumps({"ANSIBLE_MODULE_ARGS": args}).encode()):
+            yield
 
 
 def run_module(main, args, capsys):
@@ -16,7 +27,8 @@ def run_module(main, args, capsys):
     module warnings to the controller's display instead of the result; the
     patch keeps every module run here as it is on a node.
     """
-    with patch_module_args(args), mock.patch.object(_module_utils_internal, "is_controller", False):
+    as_node = mock.patch.object(_module_utils_internal, "is_controller", False) if _module_utils_internal else contextlib.nullcontext()
+    with patch_module_args(args), as_node:
         with pytest.raises(SystemExit) as exc:
             main()
     out = capsys.readouterr().out

@@ -28,8 +28,11 @@ pytestmark = pytest.mark.skipif(not system_python_lacks_pynvml(), reason="needs 
 
 
 def adhoc(module, args):
-    env = dict(os.environ, ANSIBLE_CONFIG=os.path.join(ROOT, "ansible.cfg"), ANSIBLE_COLLECTIONS_PATH=os.path.join(ROOT, ".cache", "collections"),
-               ANSIBLE_LOAD_CALLBACK_PLUGINS="1", ANSIBLE_STDOUT_CALLBACK="ansible.builtin.json")
+    # The collections path as given (the controller matrix adds the main venv's collections to
+    # it, where ansible.posix, the json callback's home, is).
+    env = dict(os.environ, ANSIBLE_CONFIG=os.path.join(ROOT, "ansible.cfg"), ANSIBLE_LOAD_CALLBACK_PLUGINS="1",
+               ANSIBLE_STDOUT_CALLBACK="ansible.posix.json")
+    env.setdefault("ANSIBLE_COLLECTIONS_PATH", os.path.join(ROOT, ".cache", "collections"))
     out = subprocess.run(
         [os.path.join(os.path.dirname(sys.executable), "ansible"), "localhost", "-i", "localhost,", "-c", "local",
          "-e", "ansible_python_interpreter=" + SYSTEM_PYTHON, "-m", module, "-a", json.dumps(args)],

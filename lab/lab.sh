@@ -25,6 +25,9 @@
 # the inventory) leave the toolkit role on NVIDIA's real repository instead.
 # One lab per LAB_NAME_PREFIX (default gpunode-lab): up and down touch only its
 # nodes; its state (inventory) is in LAB_STATE (.lab, or .lab/<prefix>).
+# LAB_NODE_IMAGE_PREFIX: start the nodes from saved images of the same flavours instead
+# (<prefix>-<flavour>: a node saved after an expensive stage, see scripts/controllers.sh);
+# the lab's own node images are then not built.
 set -euo pipefail
 
 LAB_DIR=$(cd "$(dirname "${BASH_SOURCE[0]}")" && pwd)
@@ -99,7 +102,11 @@ lab_up() {
     exit 2
   fi
   lab_host_setup
-  lab_build "${flavours[@]}" mirror
+  if [ -n "${LAB_NODE_IMAGE_PREFIX:-}" ]; then
+    lab_build mirror
+  else
+    lab_build "${flavours[@]}" mirror
+  fi
   lab_nvml_wheel >/dev/null
   # A fresh set each time: leftovers from an earlier spec would skew the inventory.
   lab_down quiet
@@ -111,7 +118,7 @@ lab_up() {
       --label gpunode.lab=1 --label "gpunode.lab.prefix=$LAB_NAME_PREFIX" \
       --label "gpunode.lab.flavour=$flavour" \
       --volume "/var/lib/containerd" \
-      "$LAB_IMAGE_PREFIX-$flavour" /lib/systemd/systemd >/dev/null
+      "${LAB_NODE_IMAGE_PREFIX:-$LAB_IMAGE_PREFIX}-$flavour" /lib/systemd/systemd >/dev/null
   done <<<"$nodes"
   lab_mirror_start
   while read -r flavour i; do

@@ -1,6 +1,7 @@
 #!/usr/bin/env bash
 # Set up everything the tests need on this Debian/Ubuntu machine, then run them all:
-# lint, ansible-test sanity, collection build, unit tests, entry scripts, lab tests, molecule scenarios.
+# lint, ansible-test sanity, collection build, unit tests, entry scripts, lab tests, the
+# controller matrix (every other ansible-core line: scripts/controllers.sh), molecule scenarios.
 #   scripts/test.sh                 everything
 #   MOLECULE_SCENARIOS="preflight" scripts/test.sh   only these scenarios
 set -euo pipefail
@@ -40,7 +41,7 @@ run_pytest() {
   log=$(mktemp)
   # Called by step() with errexit off: leave it as found, or a failing suite
   # would end the whole run here instead of being counted.
-  python -m pytest -q -p no:cacheprovider "$@" 2>&1 | tee "$log"
+  "${PYTEST_PYTHON[@]:-python}" -m pytest -q -p no:cacheprovider "$@" 2>&1 | tee "$log"
   rc=${PIPESTATUS[0]}
   counts=$(tail -n 1 "$log")
   rm -f "$log"
@@ -52,6 +53,29 @@ run_pytest() {
     return 1
   fi
   return "$rc"
+}
+
+# A leg of the controller matrix runs pytest with its own Python (LEG_PY, set by the leg).
+PYTEST_PYTHON=()
+leg_counted() {
+  local rc=0
+  PYTEST_PYTHON=("${LEG_PY[@]}")
+  run_pytest "$@" || rc=$?
+  PYTEST_PYTHON=()
+  return $rc
+}
+
+# shellcheck source=scripts/controllers.sh
+. "$ROOT/scripts/controllers.sh"
+PYTEST_RUNNER=leg_counted
+legs=()
+controller_matrix() {
+  local line before
+  for line in $(controller_lines); do
+    before=${#failures[@]}
+    step "controller matrix: ansible-core $line" controller_leg "$line"
+    legs+=("$line:$([ ${#failures[@]} -eq "$before" ] && echo ok || echo FAILED)")
+  done
 }
 
 molecule_all() {
@@ -86,9 +110,17 @@ step "unit tests" run_pytest tests/unit
 step "collection build and docs" run_pytest tests/build
 step "entry scripts (root, sudo)" run_pytest tests/scripts
 step "lab tests (podman nodes)" run_pytest tests/lab
+controller_matrix
 step "molecule scenarios" molecule_all
 
 say "summary"
+main_ok=ok
+for name in "${failures[@]}"; do [[ $name == "controller matrix: "* ]] || main_ok=FAILED; done
+echo "ansible-core lines run:"
+echo "    $(sed -n 's/^ansible-core==//p' requirements/controller.txt) (main pin, every step): $main_ok"
+for leg in "${legs[@]}"; do
+  echo "    $(sed -n 's/^ansible-core==//p' "requirements/controllers/${leg%%:*}.txt") (controller matrix: unit tests, syntax, site.yml converge + re-run): ${leg#*:}"
+done
 if [ ${#failures[@]} -gt 0 ]; then
   echo "failed steps: ${failures[*]}"
   failed=$((failed > 0 ? failed : 1))

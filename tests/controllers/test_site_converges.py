@@ -1,0 +1,59 @@
+"""One leg of the controller matrix (scripts/controllers.sh): under this leg's ansible-core,
+playbooks/site.yml converges a lab node, then runs again with nothing changed.
+
+scripts/controllers.sh starts the node and names what this test needs: GPUNODE_LEG_INVENTORY
+(the lab's inventory) and GPUNODE_LEG_CORE (the ansible-core version the leg must run).
+validate_continue_after_failure is on: lab nodes have no GPU, so the driver stage fails and
+would block the later stages; with it every stage runs, and its templating is proven on the line.
+"""
+
+import os
+import re
+import subprocess
+
+import pytest
+
+ROOT = os.path.abspath(os.path.join(os.path.dirname(__file__), "..", ".."))
+
+
+def required_env(name):
+    value = os.environ.get(name)
+    if not value:
+        pytest.fail("%s is not set: run this test through scripts/controllers.sh" % name)
+    return value
+
+
+def recaps(output):
+    """PLAY RECAP lines: host -> {ok, changed, failed, ...}."""
+    tail = output[output.rindex("PLAY RECAP"):]
+    return {host: {k: int(v) for k, v in re.findall(r"(\w+)=(\d+)", counts)}
+            for host, counts in re.findall(r"^(\S+)\s+: (.*)$", tail, re.M)}
+
+
+def site(inventory):
+    proc = subprocess.run(["ansible-playbook", "playbooks/site.yml", "-i", inventory, "-e", "validate_continue_after_failure=true"],
+                          cwd=ROOT, capture_output=True, text=True, check=False)
+    return proc.returncode, proc.stdout + proc.stderr
+
+
+def test_this_leg_runs_its_ansible_core():
+    out = subprocess.run(["ansible-playbook", "--version"], capture_output=True, text=True, check=True).stdout
+    assert re.match(r"ansible-playbook \[core %s\]" % re.escape(required_env("GPUNODE_LEG_CORE")), out), out
+
+
+def test_site_converges_then_changes_nothing():
+    inventory = required_env("GPUNODE_LEG_INVENTORY")
+    rc, first = site(inventory)
+    assert rc == 0, first
+    nodes = [h for h in recaps(first) if h != "localhost"]
+    assert len(nodes) == 1, recaps(first)
+    node = nodes[0]
+    assert recaps(first)[node]["failed"] == 0 and recaps(first)[node]["changed"] > 0, recaps(first)
+    # Every stage ran; on a node without a GPU: the driver fails (no GPU), the toolkit and
+    # runtime pass, the container stage fails to pull its image (no registry here).
+    assert re.search(r"^\s*\"%s\s+FAIL\s+PASS\s+FAIL\s+SKIP\s+no GPU \(not failed\)" % node, first, re.M), first
+    assert re.search(r"\"%s\s+debian 12 .* 1\.20\.0-1 +1\.6\.\d+ \(nvidia\) +ok\"" % node, first), first
+
+    rc, second = site(inventory)
+    assert rc == 0, second
+    assert recaps(second)[node]["changed"] == 0 and recaps(second)[node]["failed"] == 0, second

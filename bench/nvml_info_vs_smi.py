@@ -13,17 +13,15 @@ ratios are the result. Needs a GPU: run bench/nvml_info_vs_smi.sh.
 
 import json
 import os
-import statistics
 import subprocess
 import sys
-import time
 
 ROOT = os.path.abspath(os.path.join(os.path.dirname(__file__), ".."))
-REPEAT = int(os.environ.get("BENCH_REPEAT", "5"))
 for _path in os.environ.get("ANSIBLE_COLLECTIONS_PATH", os.path.join(ROOT, ".cache", "collections")).split(os.pathsep):
     sys.path.insert(0, _path)
 
 from ansible_collections.gpunode.nvidia.plugins.module_utils import nvml  # noqa: E402 pylint: disable=wrong-import-position
+from common import REPEAT, ansible_task, median_of  # noqa: E402 - bench/ is on sys.path when a bench script runs
 
 # nvidia-smi -q names, newest first where drivers renamed them.
 SMI_NAMES = {
@@ -95,14 +93,6 @@ def smi_fields(tree):
     return {"driver_version": tree.get("Driver Version"), "cuda_driver_version": tree.get("CUDA Version"), "gpus": gpus}
 
 
-def median_of(fn):
-    times = []
-    result = None
-    for _unused in range(REPEAT):
-        start = time.monotonic()
-        result = fn()
-        times.append(time.monotonic() - start)
-    return statistics.median(times), result
 
 
 def in_process():
@@ -113,13 +103,6 @@ def in_process():
         return smi_fields(parse_smi_q(out))
 
     return median_of(lambda: nvml.read_all(pynvml)), median_of(smi)
-
-
-def ansible_task(module, args=""):
-    env = dict(os.environ, ANSIBLE_LOAD_CALLBACK_PLUGINS="1", ANSIBLE_STDOUT_CALLBACK="ansible.builtin.json")
-    argv = ["ansible", "localhost", "-i", "localhost,", "-c", "local", "-e", "ansible_python_interpreter=" + sys.executable, "-m", module]
-    out = subprocess.run(argv + (["-a", args] if args else []), check=False, capture_output=True, text=True, env=env).stdout
-    return json.loads(out)["plays"][0]["tasks"][0]["hosts"]["localhost"]
 
 
 def through_ansible():

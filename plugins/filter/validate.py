@@ -21,7 +21,7 @@ from __future__ import absolute_import, division, print_function
 
 import re
 
-STAGES = ("driver", "toolkit", "container", "plugin")
+STAGES = ("driver", "toolkit", "container", "cuda", "plugin")
 NO_GPU = "no NVIDIA GPU on the PCI bus"
 _GPU_LINE = re.compile(r"^GPU (\d+): (.+?) \(UUID: ([^)]+)\)\s*$")
 _VERSION = re.compile(r"version (\S+)")
@@ -274,6 +274,39 @@ def validate_container_stage(steps, image, expected_gpus, check_mode=False):
     return _stage("container", "pass", "a container through the runtime sees %d GPU(s): %s" % (len(seen), seen[0]["name"]), details)
 
 
+def _cuda_gpus(run):
+    keys = ("index", "name", "uuid", "compute_capability", "passed", "error", "elapsed_s", "jit_s", "kernel_s")
+    return [dict((k, d.get(k)) for k in keys) for d in (run or {}).get("devices") or []]
+
+
+def validate_cuda_stage(result, image=None, check_mode=False):
+    """The cuda stage from cuda_workload's registered result and, where the runtime part was asked for,
+    cuda_workload_image's (skipped when it was not).
+
+    In check mode an image not yet imported is not imported, so the runtime part did not run: said so, not failed.
+    """
+    image = image or {}
+    details = {"cuda_driver_version": result.get("cuda_driver_version"), "checks": result.get("checks") or [],
+               "host": _cuda_gpus(result.get("host")), "image": image.get("image")}
+    container = result.get("container")
+    if container is not None:
+        details["container"] = {"gpus": _cuda_gpus(container), "libcuda": container.get("libcuda"), "error": container.get("error")}
+    problems = []
+    # A failed run is told by its msg (failed_when: false clears "failed"); a skipped one was not asked for.
+    if image and not image.get("skipped") and ("msg" in image or "image" not in image):
+        problems.append("the CUDA workload image could not be made, so the runtime part did not run: %s" % _failure_text(image))
+    if "checks" not in result:
+        problems.append(_failure_text(result))
+    elif not result.get("passed"):
+        problems.append(result.get("summary") or _failure_text(result))
+    if problems:
+        return _stage("cuda", "fail", "; ".join(problems), details)
+    reason = result.get("summary")
+    if check_mode and image.get("changed") and container is None:
+        reason += "; check mode: the workload image is not imported yet, so the runtime part did not run"
+    return _stage("cuda", "pass", reason, details)
+
+
 def validate_node_capacity(nodes_result, node_name, resource="nvidia.com/gpu", minimum=1):
     """The plugin stage: does Kubernetes node ``node_name`` offer ``minimum`` of ``resource``?
 
@@ -334,12 +367,12 @@ RESULT_TEXT = {"pass": "PASS", "fail": "FAIL", "skip": "SKIP", "no_gpu": "no GPU
 
 def validate_table(reports, hosts):
     """One table for the run: a line per host and, under it, why a stage failed or was skipped."""
-    fmt = "%-28s %-9s %-9s %-9s %-9s %s"
-    lines = [fmt % ("node", "driver", "toolkit", "container", "plugin", "result")]
+    fmt = "%-28s %-9s %-9s %-9s %-9s %-9s %s"
+    lines = [fmt % (("node",) + STAGES + ("result",))]
     for host in hosts:
         report = (reports or {}).get(host)
         if not report:
-            lines.append(fmt % (host, "-", "-", "-", "-", "not validated (failed earlier or unreachable)"))
+            lines.append(fmt % tuple([host] + ["-"] * len(STAGES) + ["not validated (failed earlier or unreachable)"]))
             continue
         by_stage = dict((s["stage"], s) for s in report["stages"])
         cells = [by_stage[s]["status"].upper() if s in by_stage else "-" for s in STAGES]
@@ -357,6 +390,7 @@ class FilterModule(object):
             "validate_driver_stage": validate_driver_stage,
             "validate_toolkit_stage": validate_toolkit_stage,
             "validate_container_stage": validate_container_stage,
+            "validate_cuda_stage": validate_cuda_stage,
             "validate_node_capacity": validate_node_capacity,
             "validate_report": validate_report,
             "validate_table": validate_table,

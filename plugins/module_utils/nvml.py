@@ -20,30 +20,12 @@ from __future__ import absolute_import, division, print_function
 import glob
 import os
 import re
-import sys
 import traceback
 from ctypes import byref
 
 from ansible.module_utils.basic import missing_required_lib
 
-from ansible_collections.gpunode.nvidia.plugins.module_utils import host, sysfs
-
-try:
-    from ansible.module_utils.common.respawn import has_respawned, probe_interpreters_for_module, respawn_module
-except ImportError:  # ansible-core older than 2.11: no respawn, only the hint.
-    has_respawned = probe_interpreters_for_module = respawn_module = None
-
-# Where the binding is likely installed when the module's own Python lacks it:
-# the venv the driver role prepares first, then the system Pythons of the
-# supported OSes (EL8's platform-python is 3.6).
-DEFAULT_INTERPRETERS = (
-    "/opt/gpunode/venv/bin/python3",
-    "/usr/bin/python3",
-    "/usr/libexec/platform-python",
-    "/usr/bin/python3.12",
-    "/usr/bin/python3.11",
-    "/usr/bin/python3.9",
-)
+from ansible_collections.gpunode.nvidia.plugins.module_utils import host, interpreters as pythons, sysfs
 BINDING = "nvidia-ml-py (import pynvml)"
 BINDING_URL = "https://pypi.org/project/nvidia-ml-py/"
 INSTALL_HINT = (
@@ -133,14 +115,7 @@ def load_pynvml(module, interpreters=(), failure_result=None):
     lib, trace = import_pynvml()
     if lib is not None:
         return lib
-    tried = []
-    for path in list(interpreters or ()) + list(DEFAULT_INTERPRETERS):
-        if path and path != sys.executable and path not in tried:
-            tried.append(path)
-    if respawn_module is not None and not has_respawned():
-        found = probe_interpreters_for_module(tried, "pynvml")
-        if found:
-            respawn_module(found)  # exits with the respawned module's result
+    tried = pythons.respawn_for("pynvml", interpreters)
     message = "%s. %s" % (missing_required_lib(BINDING, reason="to talk to the NVIDIA driver", url=BINDING_URL), INSTALL_HINT)
     result = failure_result("BINDING_MISSING", message) if failure_result else {"msg": message, "nvml_error": "BINDING_MISSING"}
     module.fail_json(exception=trace, interpreters_tried=tried, **result)

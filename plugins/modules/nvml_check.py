@@ -164,7 +164,7 @@ import re
 
 from ansible.module_utils.basic import AnsibleModule
 
-from ansible_collections.gpunode.nvidia.plugins.module_utils import nvml, sysfs
+from ansible_collections.gpunode.nvidia.plugins.module_utils import cuda_workload as workload, nvml, sysfs
 
 # The node's filesystem root (NVSwitches, diagnosis of NVML errors); tests point it at a host tree.
 ROOT = "/"
@@ -211,9 +211,9 @@ def check_min_cuda(info, want):
     cuda = info.get("cuda_driver_version")
     if cuda is None:
         return _check("min_cuda_version", False, want, None, "NVML does not report the driver's CUDA version (driver too old)")
-    ok = nvml.version_tuple(cuda) >= nvml.version_tuple(want)
-    message = "driver supports CUDA %s, need at least %s%s" % (cuda, want, _unless(ok, "install a newer driver branch"))
-    return _check("min_cuda_version", ok, want, cuda, message)
+    problem = workload.cuda_version_problem(cuda, want)
+    message = problem or "driver supports CUDA %s, need at least %s" % (cuda, want)
+    return _check("min_cuda_version", problem is None, want, cuda, message)
 
 
 def check_gpu_count(info, want):

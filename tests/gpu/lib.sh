@@ -22,3 +22,19 @@ gpu_setup() {
   fi
   ansible --version | head -n 1
 }
+
+# cuda-bindings for the CUDA modules: from .whl/ (cuda_bindings-*.whl and cuda_pathfinder-*.whl for
+# this node's Python) when python3 does not have it; the modules then import it through PYTHONPATH.
+gpu_cuda_bindings() {
+  if python3 -c 'import cuda.bindings.driver' 2>/dev/null; then
+    echo "cuda-bindings: $(python3 -c 'import importlib.metadata as m; print(m.version("cuda-bindings"))')"
+    return 0
+  fi
+  if ! ls "$GPU_ROOT"/.whl/cuda_bindings-*.whl >/dev/null 2>&1; then
+    echo "no cuda-bindings in python3 and no cuda_bindings wheel in .whl/: pip install cuda-bindings first" >&2
+    return 1
+  fi
+  python3 -m pip install -q --no-index --no-deps --target "$GPU_WORK/cuda-site" "$GPU_ROOT"/.whl/cuda_bindings-*.whl "$GPU_ROOT"/.whl/cuda_pathfinder-*.whl
+  export PYTHONPATH=$GPU_WORK/cuda-site${PYTHONPATH:+:$PYTHONPATH}
+  echo "cuda-bindings: $(python3 -c 'import importlib.metadata as m; print(m.version("cuda-bindings"))') (from .whl/)"
+}

@@ -28,7 +28,7 @@ def test_gpu_less_node_is_reported_and_does_not_fail_the_play(host):
     assert data["host"] == host.backend.name
     assert data["gpus_on_pci"] == 0
     assert data["result"] == "no_gpu" and data["fails_play"] is False
-    assert [s["stage"] for s in data["stages"]] == ["driver", "toolkit", "container", "plugin"]
+    assert [s["stage"] for s in data["stages"]] == ["driver", "toolkit", "container", "cuda", "plugin"]
 
 
 def test_driver_stage_says_driver_not_loaded_and_no_gpu(host):
@@ -54,7 +54,7 @@ def test_nvml_came_from_the_expected_binding(host):
 def test_later_stages_are_blocked_by_the_driver(host):
     if host.backend.name in CONTAINER_NODES:
         pytest.skip("this node runs every stage (validate_continue_after_failure)")
-    for name in ("toolkit", "container", "plugin"):
+    for name in ("toolkit", "container", "cuda", "plugin"):
         stage = stages(host)[name]
         assert stage["status"] == "blocked"
         assert stage["reason"] == "blocked: the driver stage did not pass"
@@ -98,8 +98,34 @@ def test_container_stage_really_ran_a_container(host):
     assert 'exec: "nvidia-smi": executable file not found' in container["reason"]
     assert "the runtime did not inject the driver's nvidia-smi" in container["reason"]
     namespace = "ctr --namespace gpunode-validate"
-    assert host.check_output(namespace + " images ls --quiet") == "gpunode.local/validate/busybox:1"
+    images = host.check_output(namespace + " images ls --quiet").splitlines()
+    assert "gpunode.local/validate/busybox:1" in images
     assert host.check_output(namespace + " containers ls --quiet") == "", "--rm leaves no container behind"
+
+
+def test_cuda_stage_says_no_gpu_and_proves_its_image_needs_the_runtime(host):
+    if host.backend.name not in CONTAINER_NODES:
+        pytest.skip("blocked here")
+    cuda = stages(host)["cuda"]
+    assert cuda["status"] == "fail"
+    # On the host: no GPU on the PCI bus, read before anything is loaded (no traceback, no CUDA call).
+    assert cuda["reason"].startswith("no NVIDIA GPU on the PCI bus: there is nothing to run CUDA on")
+    # In the container: the image made on the node from the venv's Python and cuda-bindings started, the
+    # binding imported and looked for libcuda.so.1, which runc (standing in for the NVIDIA runtime) did not inject.
+    assert "libcuda.so.1 is not in the container: the runtime (/usr/bin/runc) did not inject the driver's CUDA library" in cuda["reason"]
+    assert cuda["details"]["container"] == {"gpus": [], "libcuda": None, "error": "LIBRARY_NOT_FOUND"}
+    image = cuda["details"]["image"]
+    assert image.startswith("gpunode.local/gpunode/cuda-workload:")
+    assert image in host.check_output("ctr --namespace gpunode-validate images ls --quiet").splitlines()
+    # The image carries no driver library: the runtime must bring them.
+    rootfs = host.check_output("mktemp -d")
+    try:
+        host.check_output("ctr --namespace gpunode-validate images mount %s %s" % (image, rootfs))
+        listing = host.check_output("find %s -name 'lib*.so*' -printf '%%f\\n'" % rootfs)
+        assert "libc.so.6" in listing and not [n for n in listing.splitlines() if n.startswith(("libcuda", "libnvidia"))]
+        assert host.file(rootfs + "/gpunode/cuda_workload.py").exists
+    finally:
+        host.run("ctr --namespace gpunode-validate images unmount %s" % rootfs)
 
 
 def test_plugin_stage_skipped_without_kubeconfig(host):

@@ -47,8 +47,8 @@ def test_continue_after_failure_runs_everything():
 
 
 def test_gate_refuses_an_unknown_stage():
-    with pytest.raises(ValueError, match="unknown validate stage 'cuda'"):
-        v.validate_gate({}, "cuda")
+    with pytest.raises(ValueError, match="unknown validate stage 'gpu_burn'"):
+        v.validate_gate({}, "gpu_burn")
 
 
 # ------------------------------------------------------------------ driver
@@ -323,6 +323,55 @@ def test_capacity_not_a_number():
     assert v.validate_node_capacity({"resources": [node("gpu-01", {"nvidia.com/gpu": "many"})]}, "gpu-01")["status"] == "fail"
 
 
+# ---------------------------------------------------------- cuda stage
+
+CUDA_PASS = {"changed": False, "failed": False, "passed": True, "cuda_driver_version": "13.0",
+             "summary": "vector add passed on 1 of 1 GPU(s) on the host (CUDA 13.0); vector add passed on 1 of 1 GPU(s) in a container",
+             "checks": [{"check": "host", "status": "pass"}, {"check": "container", "status": "pass"}],
+             "host": {"devices": [{"index": 0, "name": "NVIDIA H100 80GB HBM3", "passed": True, "elapsed_s": 0.4, "kernel_s": 0.001}]},
+             "container": {"devices": [{"index": 0, "passed": True}], "libcuda": "/usr/lib/x86_64-linux-gnu/libcuda.so.580.159.04"}}
+IMAGE_OK = {"changed": False, "failed": False, "image": "gpunode.local/gpunode/cuda-workload:0123456789abcdef", "command": ["python3"]}
+
+
+def test_cuda_stage_passes_with_both_parts():
+    result = v.validate_cuda_stage(CUDA_PASS, IMAGE_OK)
+    assert result["status"] == "pass" and result["reason"] == CUDA_PASS["summary"]
+    assert result["details"]["host"][0]["name"] == "NVIDIA H100 80GB HBM3" and result["details"]["image"] == IMAGE_OK["image"]
+    assert result["details"]["container"]["libcuda"].endswith("libcuda.so.580.159.04")
+
+
+def test_cuda_stage_fails_with_the_workload_s_summary():
+    failed = dict(CUDA_PASS, passed=False, msg="no NVIDIA GPU on the PCI bus: there is nothing to run CUDA on", summary="no NVIDIA GPU on the PCI bus")
+    result = v.validate_cuda_stage(failed, {"skipped": True})
+    assert result["status"] == "fail" and result["reason"] == "no NVIDIA GPU on the PCI bus"
+
+
+def test_cuda_stage_fails_when_the_image_could_not_be_made():
+    image = {"changed": False, "failed": False, "msg": "ctr images import of the workload image failed: ctr: unrecognized image format"}
+    host_only = dict(CUDA_PASS, container=None)
+    result = v.validate_cuda_stage(host_only, image)
+    assert result["status"] == "fail"
+    assert result["reason"] == ("the CUDA workload image could not be made, so the runtime part did not run:"
+                                " ctr images import of the workload image failed: ctr: unrecognized image format")
+
+
+def test_cuda_stage_in_check_mode_with_no_image_yet():
+    result = v.validate_cuda_stage(dict(CUDA_PASS, container=None), dict(IMAGE_OK, changed=True), True)
+    assert result["status"] == "pass" and result["reason"].endswith("check mode: the workload image is not imported yet, so the runtime part did not run")
+
+
+def test_cuda_stage_when_the_module_never_ran():
+    result = v.validate_cuda_stage({"changed": False, "failed": False, "msg": "The task timed out after 300 seconds"}, {"skipped": True})
+    assert result["status"] == "fail" and result["reason"] == "The task timed out after 300 seconds"
+
+
+def test_cuda_is_gated_like_the_others():
+    stages = {"driver": stage("driver", "pass"), "toolkit": stage("toolkit", "pass"), "container": stage("container", "fail")}
+    assert v.validate_gate(stages, "cuda")["reason"] == "blocked: the container stage did not pass"
+    assert v.validate_gate(stages, "cuda", continue_after_failure=True) == {}
+    assert v.validate_gate(dict(stages, cuda=stage("cuda", "fail")), "plugin")["status"] == "blocked"
+
+
 # ---------------------------------------------------------- report, table
 
 
@@ -331,10 +380,10 @@ def all_stages(**statuses):
 
 
 def test_report_of_a_passing_gpu_node():
-    stages = all_stages(plugin="skip", container="pass", toolkit="pass", driver="pass")
+    stages = all_stages(plugin="skip", cuda="pass", container="pass", toolkit="pass", driver="pass")
     report = v.validate_report(stages, "gpu-01", PREFLIGHT_GPU)
     assert report["result"] == "pass" and report["fails_play"] is False
-    assert [s["stage"] for s in report["stages"]] == ["driver", "toolkit", "container", "plugin"]
+    assert [s["stage"] for s in report["stages"]] == ["driver", "toolkit", "container", "cuda", "plugin"]
     assert report["gpus_on_pci"] == 8 and report["nvswitches_on_pci"] == 4
 
 
@@ -356,25 +405,26 @@ def test_a_node_where_everything_was_skipped_is_not_a_pass():
 
 def test_table():
     reports = {
-        "gpu-01": v.validate_report(all_stages(driver="pass", toolkit="pass", container="pass", plugin="skip"), "gpu-01", PREFLIGHT_GPU),
-        "lab-1": v.validate_report(all_stages(driver="fail", toolkit="blocked", container="blocked", plugin="blocked"), "lab-1",
-                                   PREFLIGHT_NO_GPU),
+        "gpu-01": v.validate_report(all_stages(driver="pass", toolkit="pass", container="pass", cuda="pass", plugin="skip"), "gpu-01",
+                                    PREFLIGHT_GPU),
+        "lab-1": v.validate_report(all_stages(driver="fail", toolkit="blocked", container="blocked", cuda="blocked", plugin="blocked"),
+                                   "lab-1", PREFLIGHT_NO_GPU),
         "gone": None,
     }
     assert v.validate_table(reports, ["gpu-01", "lab-1", "gone"]) == [
-        "node                         driver    toolkit   container plugin    result",
-        "gpu-01                       PASS      PASS      PASS      SKIP      PASS",
+        "node                         driver    toolkit   container cuda      plugin    result",
+        "gpu-01                       PASS      PASS      PASS      PASS      SKIP      PASS",
         "    plugin: plugin reason",
-        "lab-1                        FAIL      BLOCKED   BLOCKED   BLOCKED   no GPU (not failed)",
+        "lab-1                        FAIL      BLOCKED   BLOCKED   BLOCKED   BLOCKED   no GPU (not failed)",
         "    driver: driver reason",
-        "gone                         -         -         -         -         not validated (failed earlier or unreachable)",
+        "gone                         -         -         -         -         -         not validated (failed earlier or unreachable)",
     ]
 
 
 def test_the_filters_are_registered():
     assert sorted(v.FilterModule().filters()) == sorted(
-        ["validate_gate", "validate_driver_stage", "validate_toolkit_stage", "validate_container_stage", "validate_node_capacity",
-         "validate_report", "validate_table"])
+        ["validate_gate", "validate_driver_stage", "validate_toolkit_stage", "validate_container_stage", "validate_cuda_stage",
+         "validate_node_capacity", "validate_report", "validate_table"])
 
 
 # ------------------------------------------- toolkit from gpunode_containerd

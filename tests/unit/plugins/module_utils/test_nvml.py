@@ -5,7 +5,7 @@ import sys
 
 import pynvml as real
 import pytest
-from ansible_collections.gpunode.nvidia.plugins.module_utils import nvml
+from ansible_collections.gpunode.nvidia.plugins.module_utils import interpreters, nvml
 
 from ... import hosts
 from ...conftest import FIXTURES
@@ -292,15 +292,15 @@ def test_load_uses_the_binding_when_importable(monkeypatch):
 
 def test_load_respawns_under_the_first_interpreter_that_has_it(monkeypatch):
     monkeypatch.setattr(nvml, "import_pynvml", lambda: (None, "ImportError: No module named 'pynvml'"))
-    monkeypatch.setattr(nvml, "has_respawned", lambda: False)
+    monkeypatch.setattr(interpreters, "has_respawned", lambda: False)
     probed, respawned = [], []
-    monkeypatch.setattr(nvml, "probe_interpreters_for_module", lambda paths, name: probed.append((paths, name)) or paths[0])
+    monkeypatch.setattr(interpreters, "probe_interpreters_for_module", lambda paths, name: probed.append((paths, name)) or paths[0])
 
     def respawn(path):
         respawned.append(path)
         raise SystemExit(0)
 
-    monkeypatch.setattr(nvml, "respawn_module", respawn)
+    monkeypatch.setattr(interpreters, "respawn_module", respawn)
     with pytest.raises(SystemExit):
         nvml.load_pynvml(FakeModule(), ["/srv/venv/bin/python3", sys.executable])
     paths, name = probed[0]
@@ -312,9 +312,9 @@ def test_load_respawns_under_the_first_interpreter_that_has_it(monkeypatch):
 
 def test_load_fails_with_install_steps_when_no_interpreter_has_it(monkeypatch):
     monkeypatch.setattr(nvml, "import_pynvml", lambda: (None, "ImportError"))
-    monkeypatch.setattr(nvml, "has_respawned", lambda: False)
-    monkeypatch.setattr(nvml, "probe_interpreters_for_module", lambda paths, name: None)
-    monkeypatch.setattr(nvml, "respawn_module", lambda path: pytest.fail("must not respawn"))
+    monkeypatch.setattr(interpreters, "has_respawned", lambda: False)
+    monkeypatch.setattr(interpreters, "probe_interpreters_for_module", lambda paths, name: None)
+    monkeypatch.setattr(interpreters, "respawn_module", lambda path: pytest.fail("must not respawn"))
     module = FakeModule()
     nvml.load_pynvml(module)
     assert module.failed["nvml_error"] == "BINDING_MISSING"
@@ -325,8 +325,8 @@ def test_load_fails_with_install_steps_when_no_interpreter_has_it(monkeypatch):
 
 def test_load_does_not_respawn_twice(monkeypatch):
     monkeypatch.setattr(nvml, "import_pynvml", lambda: (None, "ImportError"))
-    monkeypatch.setattr(nvml, "has_respawned", lambda: True)
-    monkeypatch.setattr(nvml, "probe_interpreters_for_module", lambda paths, name: pytest.fail("must not probe"))
+    monkeypatch.setattr(interpreters, "has_respawned", lambda: True)
+    monkeypatch.setattr(interpreters, "probe_interpreters_for_module", lambda paths, name: pytest.fail("must not probe"))
     module = FakeModule()
     nvml.load_pynvml(module)
     assert module.failed["nvml_error"] == "BINDING_MISSING"

@@ -4,7 +4,7 @@ import os
 
 import pynvml as real
 import pytest
-from ansible_collections.gpunode.nvidia.plugins.module_utils import nvml
+from ansible_collections.gpunode.nvidia.plugins.module_utils import interpreters, nvml
 from ansible_collections.gpunode.nvidia.plugins.modules import nvml_check
 
 from ... import hosts
@@ -72,7 +72,8 @@ def test_every_check_fails_and_one_message_names_them_all(node, capsys):
     assert result["failed_checks"] == ["driver_version", "driver_branch", "min_cuda_version", "gpu_count", "gpu0 product_pattern",
                                        "gpu0 persistence_mode", "gpu0 mig_mode", "gpu0 ecc", "gpu0 row_remapping"]
     assert result["msg"].startswith("9 of 12 checks failed: driver_version: driver 550.163.01, expected 580.159.04")
-    for words in ("branch 550, expected 580", "CUDA 12.4, need at least 12.8", "NVML sees 1 GPU(s), expected 2",
+    for words in ("branch 550, expected 580", "the driver supports CUDA 12.4; the workload needs 12.8: upgrade the driver to a driver branch >= 570",
+                  "NVML sees 1 GPU(s), expected 2",
                   "does not match /H100|H200/", "nvidia-persistenced", "MIG mode is on, expected off", "ECC is off, expected on",
                   "row remap is pending"):
         assert words in result["msg"], words
@@ -241,7 +242,7 @@ def test_bad_arguments(node, capsys, params, words):
 
 def test_missing_binding_is_the_one_failed_check(monkeypatch, capsys):
     monkeypatch.setattr(nvml, "import_pynvml", lambda: (None, "ImportError"))
-    monkeypatch.setattr(nvml, "probe_interpreters_for_module", lambda paths, name: None)
+    monkeypatch.setattr(interpreters, "probe_interpreters_for_module", lambda paths, name: None)
     failed, result = run_module(nvml_check.main, {"ecc": True}, capsys)
     assert failed and result["nvml_error"] == "BINDING_MISSING"
     assert result["failed_checks"] == ["nvml"] and result["checks"][0]["actual"] == "BINDING_MISSING"

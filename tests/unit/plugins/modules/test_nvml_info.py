@@ -4,7 +4,7 @@ import os
 
 import pynvml as real
 import pytest
-from ansible_collections.gpunode.nvidia.plugins.module_utils import nvml
+from ansible_collections.gpunode.nvidia.plugins.module_utils import interpreters, nvml
 from ansible_collections.gpunode.nvidia.plugins.modules import nvml_info
 
 from ...conftest import FIXTURES
@@ -60,7 +60,7 @@ def test_driver_not_loaded_fails_with_the_reason(binding, capsys):
 
 def test_missing_binding_fails_with_missing_required_lib(monkeypatch, capsys):
     monkeypatch.setattr(nvml, "import_pynvml", lambda: (None, "Traceback: ImportError"))
-    monkeypatch.setattr(nvml, "probe_interpreters_for_module", lambda paths, name: None)
+    monkeypatch.setattr(interpreters, "probe_interpreters_for_module", lambda paths, name: None)
     failed, result = run_module(nvml_info.main, {"python_interpreters": ["/nonexistent/python3"]}, capsys)
     assert failed and result["nvml_error"] == "BINDING_MISSING"
     assert "Failed to import the required Python library" in result["msg"]

@@ -10,6 +10,8 @@
 #   lab/lab.sh inventory           print the inventory path
 #   lab/lab.sh vars                print the variables lab nodes need (YAML): the driver's,
 #                                  and the toolkit's pointing at the lab's mirror
+#   lab/lab.sh wheels              download (once, into $LAB_WHEELS) and print the wheels lab
+#                                  nodes install: nvidia-ml-py, cuda-bindings, cuda-pathfinder
 #   lab/lab.sh mirror-up           start this lab's mirror alone (kept if running); prints its URL
 #   lab/lab.sh mirror-url [good|other-key]
 #                                  the running mirror's apt URL ($(ARCH) form); its key is at
@@ -107,8 +109,7 @@ lab_up() {
   else
     lab_build "${flavours[@]}" mirror
   fi
-  lab_nvml_wheel >/dev/null
-  lab_cuda_bindings_wheels >/dev/null
+  lab_wheels >/dev/null
   # A fresh set each time: leftovers from an earlier spec would skew the inventory.
   lab_down quiet
   while read -r flavour i; do
@@ -212,12 +213,12 @@ declare -A LAB_PYTHON=([bookworm]=3.11 [trixie]=3.13)
 
 # What the driver role's default (driver_cuda_bindings_package: auto) asks for on each
 # lab release, from the role's own logic (plugin_utils/driver_plan.py) and the default
-# branch in vars/Debian.yml: lines "suite requirement".
+# branch in vars/Debian.yml: lines "suite requirement wheel-name-glob".
 lab_cuda_bindings_requirements() {
   local python=${PYTHON:-python3} suite
   [ -x "$LAB_ROOT/.venv/bin/python" ] && python=$LAB_ROOT/.venv/bin/python
   for suite in $(printf "%s\n" "${LAB_SUITE[@]}" | sort -u); do
-    echo "$suite $(lab_debian_release "$suite")"
+    echo "$suite $(lab_debian_release "$suite") ${LAB_PYTHON[$suite]}"
   done | "$python" -c '
 import sys, yaml
 root = sys.argv[1]
@@ -231,10 +232,11 @@ with open(root + "/roles/driver/defaults/main.yml") as handle:
 with open(root + "/roles/driver/vars/Debian.yml") as handle:
     releases = yaml.safe_load(handle)["_driver_os"]["sources"]["distro"]["releases"]
 for line in sys.stdin:
-    suite, release = line.split()
+    suite, release, python = line.split()
     chosen = cuda_bindings(wanted, str(releases[release]["default_branch"]))
     if chosen:
-        print(suite, chosen["requirement"])
+        tag = "cp" + python.replace(".", "")
+        print(suite, chosen["requirement"], "cuda_bindings-%s-%s-*.whl" % (chosen["pin"] or "*", tag))
 ' "$LAB_ROOT"
 }
 
@@ -249,17 +251,20 @@ lab_debian_release() {  # suite -> Debian release number
 # cuda-bindings for each lab release's Python and cuda-pathfinder (pure Python), for
 # driver_cuda_bindings_wheels: lab nodes cannot reach an index. Prints one path a line.
 lab_cuda_bindings_wheels() {
-  local suite req dir py platforms lines
+  local suite req glob platforms lines
   platforms=(--implementation cp --platform "manylinux_2_28_$(uname -m)" --platform "manylinux_2_17_$(uname -m)")
   lines=$(lab_cuda_bindings_requirements)
   [ -n "$lines" ] || return 0
-  while read -r suite req; do
-    py=${LAB_PYTHON[$suite]}
-    # One directory per requirement and Python: a new pin downloads anew.
-    dir=$LAB_WHEELS/cuda-bindings/$(tr -c 'A-Za-z0-9.\n' _ <<<"$req")/cp${py/./}
-    lab_wheel "$dir" "cuda_bindings-*-cp${py/./}-*.whl" --python-version "$py" "${platforms[@]}" "$req"
+  while read -r suite req glob; do
+    lab_wheel "$LAB_WHEELS" "$glob" --python-version "${LAB_PYTHON[$suite]}" "${platforms[@]}" "$req"
   done <<<"$lines"
-  lab_wheel "$LAB_WHEELS/cuda-bindings" "cuda_pathfinder-*.whl" cuda-pathfinder
+  lab_wheel "$LAB_WHEELS" "cuda_pathfinder-*.whl" cuda-pathfinder
+}
+
+# Every wheel lab nodes install, downloaded once; one path a line.
+lab_wheels() {
+  lab_nvml_wheel
+  lab_cuda_bindings_wheels
 }
 
 # What every lab node needs from the driver role: the module built for the kernel
@@ -330,6 +335,7 @@ main() {
     down) lab_need_root "$cmd"; lab_down ;;
     inventory) lab_inventory_path ;;
     vars) lab_vars ;;
+    wheels) lab_wheels ;;
     mirror-up) lab_need_root "$cmd"; lab_host_setup; lab_mirror_up ;;
     mirror-url) lab_mirror_url "$@" ;;
     *) sed -n '2,/^[^#]/{/^#/p}' "$0" | sed 's/^# \{0,1\}//'; [ -z "$cmd" ] || exit 2 ;;

@@ -10,6 +10,8 @@
 #   lab/lab.sh inventory           print the inventory path
 #   lab/lab.sh vars                print the variables lab nodes need (YAML): the driver's,
 #                                  and the toolkit's pointing at the lab's mirror
+#   lab/lab.sh wheels              download (once, into $LAB_WHEELS) and print the wheels lab
+#                                  nodes install: nvidia-ml-py, cuda-bindings, cuda-pathfinder
 #   lab/lab.sh mirror-up           start this lab's mirror alone (kept if running); prints its URL
 #   lab/lab.sh mirror-url [good|other-key]
 #                                  the running mirror's apt URL ($(ARCH) form); its key is at
@@ -39,7 +41,7 @@ else
   LAB_STATE=${LAB_STATE:-$LAB_ROOT/.lab/$LAB_NAME_PREFIX}
 fi
 LAB_NODES=${LAB_NODES:-bookworm:2,trixie:1}
-# The nvidia-ml-py wheel for the nodes (they cannot reach PyPI), fetched once.
+# The nvidia-ml-py and cuda-bindings wheels for the nodes (they cannot reach PyPI), fetched once.
 LAB_WHEELS=${LAB_WHEELS:-$LAB_ROOT/.cache/wheels}
 # shellcheck source=lab/images.sh
 . "$LAB_DIR/images.sh"
@@ -107,7 +109,7 @@ lab_up() {
   else
     lab_build "${flavours[@]}" mirror
   fi
-  lab_nvml_wheel >/dev/null
+  lab_wheels >/dev/null
   # A fresh set each time: leftovers from an earlier spec would skew the inventory.
   lab_down quiet
   while read -r flavour i; do
@@ -171,36 +173,110 @@ lab_write_inventory() {  # node lines
   } >"$inv"
 }
 
-# The nvidia-ml-py pin is the driver role's default (one place); the wheel is
-# downloaded once into LAB_WHEELS. Prints the wheel's path.
+# pip for the lab's downloads: the checkout's venv where it has one.
+lab_pip() {
+  local python=${PYTHON:-python3}
+  [ -x "$LAB_ROOT/.venv/bin/python" ] && python=$LAB_ROOT/.venv/bin/python
+  "$python" -m pip "$@" 2> >(grep -v "is ignored: it is neither a file nor a directory" >&2)
+}
+
+# Wheels are downloaded once into LAB_WHEELS. lab_wheel DIR NAME_GLOB ARGS...: the wheel
+# in DIR matching NAME_GLOB, downloaded first (pip download ARGS, no dependencies) when
+# there is none; prints its path.
+lab_wheel() {
+  local dir=$1 glob=$2 wheel
+  shift 2
+  mkdir -p "$dir"
+  wheel=$(find "$dir" -maxdepth 1 -name "$glob" -print -quit)
+  if [ -z "$wheel" ]; then
+    lab_pip download -q --no-deps --only-binary=:all: -d "$dir" "$@" >&2
+    wheel=$(find "$dir" -maxdepth 1 -name "$glob" -print -quit)
+    [ -n "$wheel" ] || { echo "lab: pip download $* left no $glob in $dir" >&2; exit 1; }
+  fi
+  echo "$(cd "$dir" && pwd)/$(basename "$wheel")"
+}
+
+# The nvidia-ml-py pin is the driver role's default (one place). Prints the wheel's path.
 lab_nvml_wheel() {
-  local req version pip wheel
+  local req version
   req=$(sed -n 's/^driver_nvml_package: *//p' "$LAB_ROOT/roles/driver/defaults/main.yml")
   version=${req#*==}
   if [ -z "$req" ] || [ "$version" = "$req" ]; then
     echo "lab: no pinned driver_nvml_package in roles/driver/defaults/main.yml" >&2
     exit 1
   fi
-  mkdir -p "$LAB_WHEELS"
-  wheel=$(find "$LAB_WHEELS" -maxdepth 1 -name "nvidia_ml_py-$version-*.whl" -print -quit)
-  if [ -z "$wheel" ]; then
-    pip=("${PYTHON:-python3}" -m pip)
-    [ -x "$LAB_ROOT/.venv/bin/python" ] && pip=("$LAB_ROOT/.venv/bin/python" -m pip)
-    "${pip[@]}" download -q --no-deps --only-binary=:all: -d "$LAB_WHEELS" "$req" >&2 \
-      2> >(grep -v "is ignored: it is neither a file nor a directory" >&2)
-    wheel=$(find "$LAB_WHEELS" -maxdepth 1 -name "nvidia_ml_py-$version-*.whl" -print -quit)
-    [ -n "$wheel" ] || { echo "lab: pip download $req left no wheel in $LAB_WHEELS" >&2; exit 1; }
-  fi
-  echo "$(cd "$(dirname "$wheel")" && pwd)/$(basename "$wheel")"
+  lab_wheel "$LAB_WHEELS" "nvidia_ml_py-$version-*.whl" "$req"
+}
+
+# The Python of each lab release's /usr/bin/python3 (Debian 12, 13).
+declare -A LAB_PYTHON=([bookworm]=3.11 [trixie]=3.13)
+
+# What the driver role's default (driver_cuda_bindings_package: auto) asks for on each
+# lab release, from the role's own logic (plugin_utils/driver_plan.py) and the default
+# branch in vars/Debian.yml: lines "suite requirement wheel-name-glob".
+lab_cuda_bindings_requirements() {
+  local python=${PYTHON:-python3} suite
+  [ -x "$LAB_ROOT/.venv/bin/python" ] && python=$LAB_ROOT/.venv/bin/python
+  for suite in $(printf "%s\n" "${LAB_SUITE[@]}" | sort -u); do
+    echo "$suite $(lab_debian_release "$suite") ${LAB_PYTHON[$suite]}"
+  done | "$python" -c '
+import sys, yaml
+root = sys.argv[1]
+sys.path.insert(0, root + "/.cache/collections")
+try:
+    from ansible_collections.gpunode.nvidia.plugins.plugin_utils.driver_plan import cuda_bindings
+except ImportError:
+    sys.exit("lab: the collection is not importable from .cache/collections: run scripts/setup.sh")
+with open(root + "/roles/driver/defaults/main.yml") as handle:
+    wanted = yaml.safe_load(handle)["driver_cuda_bindings_package"]
+with open(root + "/roles/driver/vars/Debian.yml") as handle:
+    releases = yaml.safe_load(handle)["_driver_os"]["sources"]["distro"]["releases"]
+for line in sys.stdin:
+    suite, release, python = line.split()
+    chosen = cuda_bindings(wanted, str(releases[release]["default_branch"]))
+    if chosen:
+        tag = "cp" + python.replace(".", "")
+        print(suite, chosen["requirement"], "cuda_bindings-%s-%s-*.whl" % (chosen["pin"] or "*", tag))
+' "$LAB_ROOT"
+}
+
+lab_debian_release() {  # suite -> Debian release number
+  case $1 in
+    bookworm) echo 12 ;;
+    trixie) echo 13 ;;
+    *) echo "lab: no Debian release known for suite $1" >&2; exit 1 ;;
+  esac
+}
+
+# cuda-bindings for each lab release's Python and cuda-pathfinder (pure Python), for
+# driver_cuda_bindings_wheels: lab nodes cannot reach an index. Prints one path a line.
+lab_cuda_bindings_wheels() {
+  local suite req glob platforms lines
+  platforms=(--implementation cp --platform "manylinux_2_28_$(uname -m)" --platform "manylinux_2_17_$(uname -m)")
+  lines=$(lab_cuda_bindings_requirements)
+  [ -n "$lines" ] || return 0
+  while read -r suite req glob; do
+    lab_wheel "$LAB_WHEELS" "$glob" --python-version "${LAB_PYTHON[$suite]}" "${platforms[@]}" "$req"
+  done <<<"$lines"
+  lab_wheel "$LAB_WHEELS" "cuda_pathfinder-*.whl" cuda-pathfinder
+}
+
+# Every wheel lab nodes install, downloaded once; one path a line.
+lab_wheels() {
+  lab_nvml_wheel
+  lab_cuda_bindings_wheels
 }
 
 # What every lab node needs from the driver role: the module built for the kernel
 # Debian's headers metapackage stands for (the node runs the VM's kernel), and
-# nvidia-ml-py from the controller's wheel; from the toolkit role, the lab's
-# mirror (NVIDIA's repository is not reachable from the lab).
+# nvidia-ml-py and cuda-bindings from the controller's wheels; from the toolkit role,
+# the lab's mirror (NVIDIA's repository is not reachable from the lab).
 lab_vars() {
+  local wheel
   echo "driver_kernel_release: packaged"
   echo "driver_nvml_wheel: $(lab_nvml_wheel)"
+  echo "driver_cuda_bindings_wheels:"
+  lab_cuda_bindings_wheels | while read -r wheel; do echo "  - $wheel"; done
   lab_mirror_vars
 }
 
@@ -259,6 +335,7 @@ main() {
     down) lab_need_root "$cmd"; lab_down ;;
     inventory) lab_inventory_path ;;
     vars) lab_vars ;;
+    wheels) lab_wheels ;;
     mirror-up) lab_need_root "$cmd"; lab_host_setup; lab_mirror_up ;;
     mirror-url) lab_mirror_url "$@" ;;
     *) sed -n '2,/^[^#]/{/^#/p}' "$0" | sed 's/^# \{0,1\}//'; [ -z "$cmd" ] || exit 2 ;;

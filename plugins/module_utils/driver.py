@@ -157,10 +157,21 @@ def gpu_processes(root="/", own_pid=None):
     return users
 
 
-# Run by the NVML interpreter: whether pynvml imports, and the installed
-# distribution's version read from its metadata directory (works on 3.6 too).
+# Run by the NVML interpreter, one line each (works on 3.6 too): its Python
+# version; the installed cuda-bindings, read from the cuda_bindings-<version>.dist-info
+# beside the cuda/bindings package (not imported: only the version matters here);
+# whether pynvml imports, and the nvidia-ml-py version from its metadata directory.
 _NVML_PROBE = (
     "import glob, os, re, sys\n"
+    "print('PY %d.%d.%d' % sys.version_info[:3])\n"
+    "cb = ''\n"
+    "for top in sys.path:\n"
+    "    if top and os.path.isdir(os.path.join(top, 'cuda', 'bindings')):\n"
+    "        for meta in sorted(glob.glob(os.path.join(top, 'cuda_bindings-*.dist-info'))):\n"
+    "            m = re.match(r'.*cuda_bindings-([0-9][^-]*)\\.dist-info$', meta)\n"
+    "            cb = m.group(1) if m else cb\n"
+    "        break\n"
+    "print('CB ' + cb)\n"
     "try:\n"
     "    import pynvml\n"
     "except Exception as exc:\n"
@@ -174,16 +185,35 @@ _NVML_PROBE = (
 )
 
 
-def nvml_python(python, run):
-    """Whether ``python`` can import pynvml, and the nvidia-ml-py version it has."""
-    result = {"path": python, "exists": os.path.exists(python), "pynvml": False, "version": None}
+def parse_nvml_probe(out):
+    """The probe's lines as {python, cuda_bindings, pynvml, version}."""
+    result = {"pynvml": False, "version": None, "cuda_bindings": None, "python": None}
+    for line in out.splitlines():
+        key, _sep, value = line.strip().partition(" ")
+        value = value.strip() or None
+        if key == "PY":
+            result["python"] = value
+        elif key == "CB":
+            result["cuda_bindings"] = value
+        elif key == "OK":
+            result["pynvml"], result["version"] = True, value
+    return result
+
+
+def nvml_python(python, run, base=None):
+    """Whether ``python`` can import pynvml, its nvidia-ml-py and cuda-bindings
+    versions and its Python version. While ``python`` does not exist (a venv not
+    made yet), ``python`` is the version of ``base``, the interpreter it would be
+    made from (None when that does not run either)."""
+    result = {"path": python, "exists": os.path.exists(python), "pynvml": False, "version": None, "cuda_bindings": None, "python": None}
     if not result["exists"]:
+        if base and os.path.exists(base):
+            rc, out, _err = run([base, "-c", _NVML_PROBE])
+            result["python"] = parse_nvml_probe(out)["python"] if rc == 0 else None
         return result
     rc, out, _err = run([python, "-c", _NVML_PROBE])
-    words = out.strip().split(" ", 1)
-    if rc == 0 and words and words[0] == "OK":
-        result["pynvml"] = True
-        result["version"] = words[1].strip() if len(words) > 1 and words[1].strip() else None
+    if rc == 0:
+        result.update(parse_nvml_probe(out))
     return result
 
 

@@ -18,7 +18,8 @@ description:
     procfs, the processes that hold C(/dev/nvidia*) devices open (with their systemd unit),
     the state of named systemd units, the existence of named files and commands, and
     optionally whether named packages are installable, whether a MOK certificate is enrolled,
-    what C(nvidia-smi) reports, and whether an interpreter can import C(pynvml).
+    what C(nvidia-smi) reports, and whether an interpreter can import C(pynvml), with its
+    nvidia-ml-py and cuda-bindings versions and its Python version.
   - Never changes the node. The C(gpunode.nvidia.driver) role calls it before deciding and
     again after a change, so that a converged node is re-checked in one round trip.
 author:
@@ -68,7 +69,14 @@ options:
     description: A DER certificate to test for enrolment with C(mokutil --test-key).
     type: path
   nvml_python:
-    description: An interpreter to test for an importable C(pynvml) and its nvidia-ml-py version.
+    description:
+      - An interpreter to test for an importable C(pynvml), its nvidia-ml-py and cuda-bindings versions
+        (read from their C(*.dist-info) directories, nothing imported but pynvml) and its Python version.
+    type: path
+  nvml_python_base:
+    description:
+      - The interpreter a venv for C(nvml_python) is made from (C(/usr/bin/python3)). While C(nvml_python)
+        does not exist yet, C(nvml_python.python) is this interpreter's Python version.
     type: path
   nvidia_smi:
     description: Run C(nvidia-smi --query-gpu) and report the GPUs and driver version it sees.
@@ -158,9 +166,14 @@ mok:
   returned: always
   type: dict
 nvml_python:
-  description: The interpreter tested, whether it exists, imports pynvml, and the nvidia-ml-py version; null when not asked.
+  description:
+    - The interpreter tested (C(path)), whether it C(exists), imports C(pynvml), its nvidia-ml-py C(version),
+      its C(cuda_bindings) version (null when not installed) and its C(python) version (that of
+      C(nvml_python_base) while the interpreter does not exist; null when unknown); null when not asked.
   returned: always
   type: dict
+  sample: {"path": "/opt/gpunode/venv/bin/python3", "exists": true, "pynvml": true, "version": "13.615.71",
+           "cuda_bindings": "12.9.4", "python": "3.11.2"}
 nvidia_smi:
   description: C(rc), C(gpus) (index, name, driver_version) and the first line of any C(error); null when not asked.
   returned: always
@@ -219,7 +232,7 @@ def gather(root, params, run, which):
         enrolled = driver.mok_enrolled(cert, run) if which("mokutil") and os.path.exists(_under(root, cert)) else None
         result["mok"] = {"certificate": cert, "enrolled": enrolled}
     if params.get("nvml_python"):
-        result["nvml_python"] = driver.nvml_python(params["nvml_python"], run)
+        result["nvml_python"] = driver.nvml_python(params["nvml_python"], run, params.get("nvml_python_base"))
     if params["nvidia_smi"]:
         result["nvidia_smi"] = driver.nvidia_smi_query(run)
     return result
@@ -242,6 +255,7 @@ def main():
             commands=dict(type="list", elements="str", default=[]),
             mok_certificate=dict(type="path"),
             nvml_python=dict(type="path"),
+            nvml_python_base=dict(type="path"),
             nvidia_smi=dict(type="bool", default=False),
             kernel_meta=dict(type="str"),
         ),

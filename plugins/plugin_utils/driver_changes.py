@@ -6,7 +6,8 @@
 
 - :func:`query`: what driver_state reads for a plan.
 - :func:`changes`: what is missing, whether the installed driver changes
-  version, who holds the GPU, Secure Boot readiness.
+  version, who holds the GPU, Secure Boot readiness, what the NVML venv gets
+  (:func:`venv`).
 """
 
 from __future__ import absolute_import, division, print_function
@@ -42,6 +43,7 @@ def query(plan_result):
         "files": files,
         "mok_certificate": sb.get("cert") if sb.get("enabled") else None,
         "nvml_python": (plan_result.get("nvml") or {}).get("python") or None,
+        "nvml_python_base": (plan_result.get("nvml") or {}).get("base") or None,
         "nvidia_smi": bool(plan_result.get("gpus")),
     }
 
@@ -55,6 +57,58 @@ def _unique(names):
     return unique
 
 
+# The oldest Python that cuda-bindings has wheels for (none for 3.8 and older).
+CUDA_BINDINGS_MIN_PYTHON = (3, 9)
+
+
+def pin_matches(installed, pin):
+    """Whether an installed version satisfies the version after a requirement's ``==``
+    (``12.*`` is a prefix). No pin or nothing installed: no (pip decides each run)."""
+    if not installed or not pin:
+        return False
+    if pin.endswith(".*"):
+        return installed.startswith(pin[:-1])
+    return installed == pin
+
+
+def _python_tuple(version):
+    try:
+        return tuple(int(part) for part in version.split(".")[:2])
+    except (AttributeError, ValueError):
+        return None
+
+
+def venv(plan_result, state, inputs):
+    """What the NVML venv gets: whether to run pip (``install``: something missing or
+    off its pin), the pip ``requirements``, the cuda-bindings requirement and, where
+    the role installs no binding, why (``cuda_bindings_skipped``)."""
+    nvml = plan_result.get("nvml") or {}
+    if nvml.get("install") != "venv":
+        why = "driver_source preinstalled installs nothing" if plan_result.get("source") == "preinstalled" else (
+            "driver_nvml_install %s: cuda-bindings goes only into the role's venv" % nvml.get("install"))
+        return {"install": False, "requirements": [], "cuda_bindings": None, "cuda_bindings_skipped": why}
+    probe = state.get("nvml_python") or {}
+    package = inputs.get("nvml_package") or "nvidia-ml-py"
+    install = not pin_matches(probe.get("version"), package.split("==", 1)[1].strip() if "==" in package else "")
+    requirements, skipped = [package], None
+    wanted = nvml.get("cuda_bindings")
+    python = _python_tuple(probe.get("python"))
+    if not wanted:
+        skipped = "driver_cuda_bindings_package: none"
+    elif python and python < CUDA_BINDINGS_MIN_PYTHON:
+        skipped = "Python %s (%s) is too old for cuda-bindings (wheels from %d.%d)" % (
+            probe["python"], probe.get("path") if probe.get("exists") else nvml.get("base"), CUDA_BINDINGS_MIN_PYTHON[0], CUDA_BINDINGS_MIN_PYTHON[1])
+    else:
+        requirements.append(wanted["requirement"])
+        install = install or not pin_matches(probe.get("cuda_bindings"), wanted["pin"])
+    return {
+        "install": install,
+        "requirements": requirements,
+        "cuda_bindings": None if skipped else wanted["requirement"],
+        "cuda_bindings_skipped": skipped,
+    }
+
+
 def version_spec(family, name, version):
     """How the package manager asks for ``name`` at driver ``version``."""
     return fmt(family["version_spec"], name=name, version=version) if version else name
@@ -65,7 +119,7 @@ def changes(plan_result, state, inputs, family):
     problems, notes = [], []
     installed = state.get("packages") or {}
     available = state.get("available") or {}
-    result = {"problems": problems, "notes": notes}
+    result = {"problems": problems, "notes": notes, "venv": venv(plan_result, state, inputs)}
     if plan_result["source"] == "preinstalled":
         result.update({"build": None, "install_needed": False, "changing": False, "install": [], "locked": [], "services_to_cycle": []})
         return result

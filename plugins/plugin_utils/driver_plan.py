@@ -35,6 +35,11 @@ OPEN_FIRST_BRANCH = 515
 FIRST_TURING_DEVICE = 0x1E00
 FIRST_BLACKWELL_DEVICE = 0x2900
 GRACE_HOPPER_DEVICES = (0x2342, 0x2348)
+# cuda-bindings is released per CUDA major version, matched to the driver's: 13.x
+# needs a CUDA 13 driver (branch 580 on), 12.x runs on the CUDA 12 branches (525 to 575).
+CUDA13_FROM_BRANCH = 580
+# The interpreter the NVML venv is made from (tasks/configure.yml).
+VENV_BASE_PYTHON = "/usr/bin/python3"
 
 
 def _dev_id(device):
@@ -311,7 +316,7 @@ def plan(inputs, os_data, family, facts):
             "module_stream": module_stream,
             "pin": {"patterns": list(family.get("driver_package_patterns") or []), "version": version} if version and family.get("pin_file") else None,
             "secure_boot": _secure_boot_needs(inputs, family, facts, os_data),
-            "nvml": _nvml(inputs, os_data, family, problems),
+            "nvml": _nvml(inputs, os_data, family, problems, branch),
             "initramfs_image": fmt(family["initramfs_image"], kernel=kernel) if family.get("initramfs_image") else None,
             "build_requires": list(family.get("build_requires") or []),
         }
@@ -357,10 +362,32 @@ def _secure_boot_needs(inputs, family, facts, os_data):
     }
 
 
-def _nvml(inputs, os_data, family, problems):
+def cuda_major(branch):
+    """The CUDA major version a driver branch supports: 13 from branch 580, 12 below."""
+    return 13 if branch.isdigit() and int(branch) >= CUDA13_FROM_BRANCH else 12
+
+
+def cuda_bindings(wanted, branch):
+    """What driver_cuda_bindings_package asks for on ``branch``: None for none, else the
+    pip ``requirement`` (auto: ``cuda-bindings==<CUDA major>.*``) and the ``pin`` after
+    its ``==`` that the installed version must match (empty: none, pip decides)."""
+    wanted = (wanted or "auto").strip()
+    if wanted == "none":
+        return None
+    requirement = "cuda-bindings==%d.*" % cuda_major(branch) if wanted == "auto" else wanted
+    return {"requirement": requirement, "pin": requirement.split("==", 1)[1].strip() if "==" in requirement else ""}
+
+
+def _nvml(inputs, os_data, family, problems, branch):
     install = inputs.get("nvml_install", "venv")
     if install == "venv":
-        return {"install": "venv", "python": inputs.get("nvml_python"), "packages": list(family.get("venv_packages") or [])}
+        return {
+            "install": "venv",
+            "python": inputs.get("nvml_python"),
+            "base": VENV_BASE_PYTHON,
+            "packages": list(family.get("venv_packages") or []),
+            "cuda_bindings": cuda_bindings(inputs.get("cuda_bindings_package"), branch),
+        }
     if install == "distro":
         package = os_data.get("nvml_distro_package")
         if not package:

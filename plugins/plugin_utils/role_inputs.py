@@ -166,6 +166,14 @@ def _conflicts(values):
         problems.append(
             "containerd_runtime_default is true and containerd_runtime_state is absent: removing the runtime cannot"
             " make it the default; set one of them")
+    # Wheels mean pip reads no index: nvidia-ml-py's alone leaves cuda-bindings unfindable, and the reverse.
+    if values.get("driver_nvml_install", "venv") == "venv" and values.get("driver_cuda_bindings_package", "auto") != "none":
+        given = [n for n in ("driver_nvml_wheel", "driver_cuda_bindings_wheels") if values.get(n)]
+        if len(given) == 1:
+            problems.append(
+                "%s is set but %s is not: with wheels pip reads no index, so give both (cuda_bindings and cuda_pathfinder"
+                " wheels in driver_cuda_bindings_wheels), or set driver_cuda_bindings_package: none"
+                % (given[0], ({"driver_nvml_wheel", "driver_cuda_bindings_wheels"} - set(given)).pop()))
     if values.get("container_toolkit_source") == "mirror":
         missing = [n for n in ("container_toolkit_mirror_url", "container_toolkit_mirror_key_url") if not values.get(n)]
         if missing:

@@ -49,6 +49,9 @@ def test_two_labs_up_at_once_and_down_of_one_leaves_the_other(two_labs):
         text = handle.read()
     assert a_nodes[0] + ":" in text and b["LAB_NAME_PREFIX"] not in text
     assert "driver_kernel_release: packaged" in text and "driver_nvml_wheel: /" in text
+    # cuda-bindings for both lab Pythons (the role's auto on 535/550: 12.*), and cuda-pathfinder.
+    assert "driver_cuda_bindings_wheels:" in text and "-cp311-cp311-manylinux" in text and "-cp313-cp313-manylinux" in text
+    assert "/cuda_bindings-12." in text and "/cuda_pathfinder-" in text
     a_volumes = volumes(a_nodes[0])
     assert a_volumes
 

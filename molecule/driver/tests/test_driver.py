@@ -129,6 +129,21 @@ def test_nvml_venv_leaves_the_system_python_alone(host):
     assert host.run("python3 -c 'import pynvml'").rc == 1
 
 
+def test_cuda_bindings_for_the_drivers_cuda_major_in_the_venv(host):
+    # Driver 535 (bookworm) and 550 (trixie) support CUDA 12: the role's auto is cuda-bindings==12.*.
+    site = host.check_output("ls /opt/gpunode/venv/lib/python3*/site-packages")
+    found = re.findall(r"cuda_bindings-([0-9][^-\s]*)\.dist-info", site)
+    assert len(found) == 1 and found[0].startswith("12."), site
+    assert re.search(r"cuda_pathfinder-[0-9][^\s]*\.dist-info", site), site
+    # No GPU here: the import must work all the same (cuInit is not called).
+    imported = host.run("/opt/gpunode/venv/bin/python3 -c 'from cuda.bindings import driver; print(driver.__file__)'")
+    assert imported.rc == 0 and imported.stdout.startswith("/opt/gpunode/venv/"), imported.stderr
+    assert host.run("python3 -c 'import cuda.bindings'").rc == 1  # the system Python stays as it was
+    # What the role published at the first converge: the installed version, nothing skipped.
+    first = json.loads(host.file("/var/tmp/gpunode-molecule-first-build.json").content_string)
+    assert first["cuda_bindings"] == found[0] and first["cuda_bindings_skipped"] is None
+
+
 BAD_INPUT = [
     ("mol-driver-bookworm", {"driver_version": "", "driver_branch": "550"},
      "driver_branch 550 is not a branch that distro offers on Debian GNU/Linux 12 (bookworm) (known: 535)"),

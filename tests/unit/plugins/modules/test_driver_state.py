@@ -94,19 +94,62 @@ def test_gpu_processes_with_their_units(tmp_path):
     ]
 
 
+def _run(argv, env=None):
+    import subprocess
+
+    proc = subprocess.run(argv, capture_output=True, text=True, check=False, env=env)
+    return proc.returncode, proc.stdout, proc.stderr
+
+
 def test_nvml_python_probe_runs_for_real(tmp_path):
-    # This venv has nvidia-ml-py (requirements/controller.txt pins 13.615.71).
-    def run(argv):
-        import subprocess
+    # This venv has nvidia-ml-py (requirements/controller.txt pins 13.615.71), no cuda-bindings.
+    python = "%d.%d.%d" % sys.version_info[:3]
+    result = driver.nvml_python(sys.executable, _run)
+    assert result == {"path": sys.executable, "exists": True, "pynvml": True, "version": "13.615.71", "cuda_bindings": None, "python": python}
+    bare = driver.nvml_python(sys.executable, lambda argv: _run([argv[0], "-I", "-S"] + argv[1:]))  # no site-packages
+    assert bare["exists"] is True and bare["pynvml"] is False and bare["python"] == python
+    missing = str(tmp_path / "python3")
+    assert driver.nvml_python(missing, _run) == {"path": missing, "exists": False, "pynvml": False, "version": None, "cuda_bindings": None, "python": None}
+    # A venv not made yet: the Python it would be made from.
+    assert driver.nvml_python(missing, _run, base=sys.executable)["python"] == python
 
-        proc = subprocess.run(argv, capture_output=True, text=True, check=False)
-        return proc.returncode, proc.stdout, proc.stderr
 
-    result = driver.nvml_python(sys.executable, run)
-    assert result == {"path": sys.executable, "exists": True, "pynvml": True, "version": "13.615.71"}
-    bare = driver.nvml_python(sys.executable, lambda argv: run([argv[0], "-I", "-S"] + argv[1:]))  # no site-packages
-    assert bare["exists"] is True and bare["pynvml"] is False
-    assert driver.nvml_python(str(tmp_path / "python3"), run) == {"path": str(tmp_path / "python3"), "exists": False, "pynvml": False, "version": None}
+def test_nvml_probe_reads_cuda_bindings_beside_its_package(tmp_path):
+    # cuda-bindings laid out as its wheel installs it: cuda/bindings/ and the dist-info beside cuda/.
+    site = tmp_path / "site"
+    (site / "cuda" / "bindings").mkdir(parents=True)
+    (site / "cuda" / "bindings" / "__init__.py").write_text("raise ImportError('the probe must not import it')\n")
+    (site / "cuda_bindings-12.9.4.dist-info").mkdir()
+    (site / "cuda_pathfinder-1.3.3.dist-info").mkdir()
+    # Elsewhere on the path, a dist-info without the package is not what is installed.
+    (tmp_path / "stray" / "cuda_bindings-13.0.0.dist-info").mkdir(parents=True)
+    env = dict(os.environ, PYTHONPATH=os.pathsep.join([str(tmp_path / "stray"), str(site)]))
+    result = driver.nvml_python(sys.executable, lambda argv: _run(argv, env))
+    assert result["cuda_bindings"] == "12.9.4" and result["version"] == "13.615.71"
+
+
+@pytest.mark.parametrize(
+    "out, expected",
+    [
+        ("PY 3.11.2\nCB 12.9.4\nOK 13.615.71\n", {"python": "3.11.2", "cuda_bindings": "12.9.4", "pynvml": True, "version": "13.615.71"}),
+        ("PY 3.13.5\nCB \nOK \n", {"python": "3.13.5", "cuda_bindings": None, "pynvml": True, "version": None}),
+        ("PY 3.6.8\nCB \nERR ModuleNotFoundError\n", {"python": "3.6.8", "cuda_bindings": None, "pynvml": False, "version": None}),
+        ("", {"python": None, "cuda_bindings": None, "pynvml": False, "version": None}),
+    ],
+)
+def test_nvml_probe_output(out, expected):
+    assert driver.parse_nvml_probe(out) == expected
+
+
+def test_nvml_probe_is_python36_code(tmp_path):
+    # The probe runs under the node's interpreter, which may be EL 8's 3.6: vermin checks its text
+    # as it checks the node files (tests/build/test_python_floor.py).
+    import subprocess
+
+    (tmp_path / "probe.py").write_text(driver._NVML_PROBE)
+    vermin = os.path.join(os.path.dirname(sys.executable), "vermin")
+    proc = subprocess.run([vermin, "-t=3.6-", "--violations", "--no-tips", str(tmp_path / "probe.py")], capture_output=True, text=True, check=False)
+    assert proc.returncode == 0, proc.stdout + proc.stderr
 
 
 @pytest.mark.parametrize(

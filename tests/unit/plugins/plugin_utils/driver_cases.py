@@ -32,6 +32,8 @@ def converged_state(version="535.261.03-1", held=True):
         "services": {},
         "nvml_library": {"path": "/lib/x86_64-linux-gnu/libnvidia-ml.so.1", "version": version.split("-")[0]},
         "loaded": None,
+        "nvml_python": {"path": "/opt/gpunode/venv/bin/python3", "exists": True, "pynvml": True, "version": "13.615.71",
+                        "cuda_bindings": "12.9.4", "python": "3.11.2"},
     }
 
 

@@ -156,3 +156,69 @@ def test_secure_boot_off_needs_nothing(bookworm):
     result, given = lab_plan(bookworm)
     assert dc.query(result)["mok_certificate"] is None
     assert dc.changes(result, converged_state(), given, family_of(DEBIAN))["sign"] is False
+
+
+# The NVML venv: nvidia-ml-py and cuda-bindings, pip only where one is missing or off its pin.
+
+
+def _venv(bookworm, probe=None, **overrides):
+    result, given = lab_plan(bookworm, **overrides)
+    state = converged_state()
+    if probe is not None:
+        state["nvml_python"] = probe
+    return dc.changes(result, state, given, family_of(DEBIAN))["venv"]
+
+
+def test_converged_venv_runs_no_pip(bookworm):
+    venv = _venv(bookworm)
+    assert venv == {"install": False, "requirements": ["nvidia-ml-py==13.615.71", "cuda-bindings==12.*"],
+                    "cuda_bindings": "cuda-bindings==12.*", "cuda_bindings_skipped": None}
+
+
+def test_fresh_node_installs_both_into_the_venv(bookworm):
+    fresh = {"path": "/opt/gpunode/venv/bin/python3", "exists": False, "pynvml": False, "version": None, "cuda_bindings": None, "python": "3.11.2"}
+    venv = _venv(bookworm, fresh)
+    assert venv["install"] and venv["requirements"] == ["nvidia-ml-py==13.615.71", "cuda-bindings==12.*"]
+
+
+def test_missing_or_off_pin_cuda_bindings_installs(bookworm):
+    probe = dict(converged_state()["nvml_python"], cuda_bindings=None)
+    assert _venv(bookworm, probe)["install"] is True  # an older role's venv: nvidia-ml-py alone
+    thirteen = dict(converged_state()["nvml_python"], cuda_bindings="13.0.1")
+    assert _venv(bookworm, thirteen)["install"] is True  # a CUDA 13 binding on a 535 driver
+    assert _venv(bookworm, thirteen, branch="580", extra_branches=["580"])["install"] is False
+    pinned = _venv(bookworm, cuda_bindings_package="cuda-bindings==12.9.4")
+    assert pinned["install"] is False and pinned["requirements"][-1] == "cuda-bindings==12.9.4"
+    assert _venv(bookworm, cuda_bindings_package="cuda-bindings==12.9.10")["install"] is True
+    # Unpinned: pip decides on each run, as for nvidia-ml-py.
+    assert _venv(bookworm, cuda_bindings_package="cuda-bindings>=12")["install"] is True
+    assert _venv(bookworm, nvml_package="nvidia-ml-py==13.580.82")["install"] is True
+
+
+def test_none_installs_no_binding(bookworm):
+    venv = _venv(bookworm, cuda_bindings_package="none")
+    assert venv == {"install": False, "requirements": ["nvidia-ml-py==13.615.71"], "cuda_bindings": None,
+                    "cuda_bindings_skipped": "driver_cuda_bindings_package: none"}
+
+
+def test_old_python_skips_the_binding_and_says_why(bookworm):
+    # EL 8's /usr/bin/python3 is 3.6: no cuda-bindings wheel; nvidia-ml-py still goes in.
+    fresh = {"path": "/opt/gpunode/venv/bin/python3", "exists": False, "pynvml": False, "version": None, "cuda_bindings": None, "python": "3.6.8"}
+    venv = _venv(bookworm, fresh)
+    assert venv["install"] is True and venv["requirements"] == ["nvidia-ml-py==13.615.71"] and venv["cuda_bindings"] is None
+    assert venv["cuda_bindings_skipped"] == "Python 3.6.8 (/usr/bin/python3) is too old for cuda-bindings (wheels from 3.9)"
+    converged = dict(fresh, exists=True, pynvml=True, version="13.615.71", python="3.8.10")
+    venv = _venv(bookworm, converged)
+    assert venv["install"] is False and "Python 3.8.10 (/opt/gpunode/venv/bin/python3)" in venv["cuda_bindings_skipped"]
+    assert _venv(bookworm, dict(converged, python="3.9.0"))["install"] is True
+
+
+def test_no_venv_no_binding(bookworm):
+    venv = _venv(bookworm, nvml_install="distro")
+    assert venv["install"] is False and venv["requirements"] == [] and "driver_nvml_install distro" in venv["cuda_bindings_skipped"]
+
+
+def test_the_query_asks_for_the_venv_base(bookworm):
+    result, _given = lab_plan(bookworm)
+    query = dc.query(result)
+    assert query["nvml_python"] == "/opt/gpunode/venv/bin/python3" and query["nvml_python_base"] == "/usr/bin/python3"

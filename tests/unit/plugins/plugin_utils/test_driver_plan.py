@@ -3,6 +3,8 @@ repository and Fabric Manager, over the role's real per-OS data."""
 
 import pytest
 
+from ansible_collections.gpunode.nvidia.plugins.plugin_utils import driver_plan as dp
+
 from ... import hosts
 from ...driver_data import gather, with_gpus
 from .driver_cases import AMPERE, BLACKWELL, DEBIAN, GH200, HOPPER, PASCAL, RHEL, UBUNTU, plan
@@ -160,3 +162,33 @@ def test_unresolved_packaged_kernel_stops(bookworm):
         "driver_kernel_release packaged: linux-headers-amd64 names no kernel headers package in the package cache"
         " (refresh the cache, or set driver_kernel_release to a kernel release)"
     ]
+
+
+# cuda-bindings: matched to the CUDA major version of the branch the role installs.
+
+
+@pytest.mark.parametrize(
+    "wanted, branch, expected",
+    [
+        ("auto", "535", {"requirement": "cuda-bindings==12.*", "pin": "12.*"}),
+        ("auto", "575", {"requirement": "cuda-bindings==12.*", "pin": "12.*"}),
+        ("auto", "580", {"requirement": "cuda-bindings==13.*", "pin": "13.*"}),
+        ("", "590", {"requirement": "cuda-bindings==13.*", "pin": "13.*"}),
+        ("cuda-bindings==12.9.4", "580", {"requirement": "cuda-bindings==12.9.4", "pin": "12.9.4"}),
+        ("cuda-bindings>=12.6,<13", "550", {"requirement": "cuda-bindings>=12.6,<13", "pin": ""}),
+        ("none", "580", None),
+    ],
+)
+def test_cuda_bindings_requirement(wanted, branch, expected):
+    assert dp.cuda_bindings(wanted, branch) == expected
+
+
+def test_the_plan_carries_cuda_bindings_for_the_resolved_branch(bookworm, trixie):
+    # The lab's releases take Debian's default branches (535, 550): CUDA 12.
+    assert plan(bookworm, DEBIAN)["nvml"]["cuda_bindings"]["requirement"] == "cuda-bindings==12.*"
+    assert plan(trixie, DEBIAN)["nvml"]["cuda_bindings"]["requirement"] == "cuda-bindings==12.*"
+    repo = plan(bookworm, DEBIAN, source="cuda_repo")  # NVIDIA's default there: 580
+    assert repo["branch"] == "580" and repo["nvml"]["cuda_bindings"]["requirement"] == "cuda-bindings==13.*"
+    assert repo["nvml"]["base"] == "/usr/bin/python3"
+    assert plan(bookworm, DEBIAN, cuda_bindings_package="none")["nvml"]["cuda_bindings"] is None
+    assert "cuda_bindings" not in plan(bookworm, DEBIAN, nvml_install="distro")["nvml"]

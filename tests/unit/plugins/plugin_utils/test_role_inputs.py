@@ -68,6 +68,18 @@ def test_default_runtime_with_state_absent_is_a_contradiction():
     assert ri.problems({"containerd_runtime_default": True, "containerd_runtime_state": "present"}) == []
 
 
+def test_one_of_the_two_venv_wheel_inputs_alone_is_a_contradiction():
+    # With wheels pip reads no index: the other binding would not be found.
+    found = ri.problems({"driver_nvml_wheel": "/wheels/nvidia_ml_py-13.615.71-py3-none-any.whl"})
+    assert len(found) == 1 and found[0].startswith("driver_nvml_wheel is set but driver_cuda_bindings_wheels is not")
+    found = ri.problems({"driver_cuda_bindings_wheels": ["/wheels/cuda_bindings.whl"]})
+    assert len(found) == 1 and found[0].startswith("driver_cuda_bindings_wheels is set but driver_nvml_wheel is not")
+    both = {"driver_nvml_wheel": "/w/a.whl", "driver_cuda_bindings_wheels": ["/w/b.whl", "/w/c.whl"]}
+    assert ri.problems(both) == []
+    assert ri.problems({"driver_nvml_wheel": "/w/a.whl", "driver_cuda_bindings_package": "none"}) == []
+    assert ri.problems({"driver_nvml_wheel": "/w/a.whl", "driver_nvml_install": "distro"}) == []
+
+
 def test_a_typo_is_named_with_the_nearest_known_name():
     found = ri.unknown_variables(["containerd_cgroup_drivr", "validate_gpu_cont", "driver_source", "ansible_host",
                                   "gpunode_preflight", "_driver_plan", "preflight_zzz_qqq"], ROLES)

@@ -21,8 +21,6 @@ from ansible_collections.gpunode.nvidia.plugins.module_utils import cuda_workloa
 from common import REPEAT, ansible_task, median_of  # noqa: E402 - bench/ is on sys.path when a bench script runs
 
 
-
-
 def smi():
     return subprocess.run(["nvidia-smi", "-q"], check=True, capture_output=True, text=True).stdout
 

@@ -93,8 +93,6 @@ def smi_fields(tree):
     return {"driver_version": tree.get("Driver Version"), "cuda_driver_version": tree.get("CUDA Version"), "gpus": gpus}
 
 
-
-
 def in_process():
     import pynvml  # pylint: disable=import-outside-toplevel
 

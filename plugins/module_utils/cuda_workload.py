@@ -254,7 +254,7 @@ def _device_info(api, index):
         raw = _call(api, "cuDeviceGetUuid", dev)
         text = "".join("%02x" % o for o in bytearray(getattr(raw, "bytes", raw)))
         info["uuid"] = "GPU-%s-%s-%s-%s-%s" % (text[:8], text[8:12], text[12:16], text[16:20], text[20:])
-    except (AttributeError, CudaFailure) as exc:
+    except (AttributeError, TypeError, ValueError, CudaFailure) as exc:
         if isinstance(exc, CudaFailure) and exc.name != "CUDA_ERROR_NOT_SUPPORTED":
             raise
         info["uuid"] = None  # an older binding or driver: a gap in the report, not a failure
@@ -273,7 +273,9 @@ def _launch(api, dev, elements, steps):
     try:
         _call(api, "cuCtxSetCurrent", ctx)
         started = time.monotonic()
-        module = _call(api, "cuModuleLoadData", PTX + b"\0")
+        # A raw address, the form every cuda-bindings release takes for "Any" pointers (the buffer stays alive here).
+        image = ctypes.create_string_buffer(PTX)
+        module = _call(api, "cuModuleLoadData", ctypes.addressof(image))
         made.append(("cuModuleUnload", module))
         function = _call(api, "cuModuleGetFunction", module, KERNEL)
         steps["jit_s"] = round(time.monotonic() - started, 4)
@@ -290,7 +292,8 @@ def _launch(api, dev, elements, steps):
         params = (ctypes.c_void_p * len(values))(*[ctypes.addressof(v) for v in values])
         blocks = (elements + THREADS - 1) // THREADS
         started = time.monotonic()
-        _call(api, "cuLaunchKernel", function, blocks, 1, 1, THREADS, 1, 1, 0, 0, ctypes.addressof(params), 0)
+        stream = getattr(api, "CUstream", int)(0)  # the default stream
+        _call(api, "cuLaunchKernel", function, blocks, 1, 1, THREADS, 1, 1, 0, stream, ctypes.addressof(params), 0)
         _call(api, "cuCtxSynchronize")
         steps["kernel_s"] = round(time.monotonic() - started, 4)
         out = (ctypes.c_float * elements)()

@@ -79,10 +79,23 @@ def gpu(index=0, **overrides):
     return data
 
 
+class Handles(object):
+    """The handle types the double answers with; tests/unit/plugins/module_utils/test_cuda_bindings_marshalling.py
+    passes the real binding instead, so that its own handle types flow back into its calls."""
+
+    CUdevice = int
+    CUdeviceptr = CUdeviceptr
+    CUcontext = int
+    CUmodule = int
+    CUfunction = int
+
+
 class FakeCudaDriver(object):
     """``fail``: {call name: CUresult name} for calls that fail on every GPU; per GPU: gpu(fail={...})."""
 
-    def __init__(self, gpus=None, version=13000, fail=None, missing_library=False, no_uuid=False):
+    def __init__(self, gpus=None, version=13000, fail=None, *, missing_library=False, no_uuid=False, handles=Handles):
+        self.handles = handles
+        self.functions = {}
         self.gpus = [gpu(0)] if gpus is None else gpus
         self.version = version
         self.fail = fail or {}
@@ -124,10 +137,10 @@ class FakeCudaDriver(object):
             self.calls.append("cuDeviceGet")
             return (CUresult.CUDA_ERROR_INVALID_DEVICE, None)
         self.current = index
-        return self._answer("cuDeviceGet", index)
+        return self._answer("cuDeviceGet", self.handles.CUdevice(index))
 
     def cuDeviceGetName(self, length, dev):
-        return self._answer("cuDeviceGetName", self.gpus[dev]["name"][:length])
+        return self._answer("cuDeviceGetName", self.gpus[int(dev)]["name"][:length])
 
     def __getattribute__(self, name):
         if name == "cuDeviceGetUuid" and object.__getattribute__(self, "no_uuid"):  # an older binding
@@ -135,10 +148,10 @@ class FakeCudaDriver(object):
         return object.__getattribute__(self, name)
 
     def cuDeviceGetUuid(self, dev):
-        return self._answer("cuDeviceGetUuid", CUuuid(self.gpus[dev]["uuid"]))
+        return self._answer("cuDeviceGetUuid", CUuuid(self.gpus[int(dev)]["uuid"]))
 
     def cuDeviceGetAttribute(self, attribute, dev):
-        data = self.gpus[dev]
+        data = self.gpus[int(dev)]
         value = {CUdevice_attribute.CU_DEVICE_ATTRIBUTE_COMPUTE_MODE: data["mode"],
                  CUdevice_attribute.CU_DEVICE_ATTRIBUTE_COMPUTE_CAPABILITY_MAJOR: data["cc"][0],
                  CUdevice_attribute.CU_DEVICE_ATTRIBUTE_COMPUTE_CAPABILITY_MINOR: data["cc"][1]}[attribute]
@@ -146,24 +159,27 @@ class FakeCudaDriver(object):
 
     # ------------------------------------------------------------ context and module
     def cuDevicePrimaryCtxRetain(self, dev):
-        return self._answer("cuDevicePrimaryCtxRetain", "ctx%d" % dev)
+        return self._answer("cuDevicePrimaryCtxRetain", self.handles.CUcontext(int(dev)))
 
     def cuDevicePrimaryCtxRelease(self, dev):
-        self.released.append(("ctx", dev))
+        self.released.append(("ctx", int(dev)))
         return (OK,)
 
     def cuCtxSetCurrent(self, ctx):
         return self._answer("cuCtxSetCurrent")
 
     def cuModuleLoadData(self, image):
-        assert isinstance(image, bytes) and image.endswith(b"\0") and b".entry vector_add(" in image
-        return self._answer("cuModuleLoadData", "module")
+        # The address of a NUL-terminated PTX text, read the way the driver reads it.
+        assert isinstance(image, int) and b".entry vector_add(" in ctypes.string_at(image)
+        return self._answer("cuModuleLoadData", self.handles.CUmodule(1))
 
     def cuModuleGetFunction(self, module, name):
-        return self._answer("cuModuleGetFunction", name)
+        function = self.handles.CUfunction(len(self.functions) + 1)
+        self.functions[int(function)] = name
+        return self._answer("cuModuleGetFunction", function)
 
     def cuModuleUnload(self, module):
-        self.released.append(("module", module))
+        self.released.append(("module", int(module)))
         return (OK,)
 
     # ------------------------------------------------------------ memory and launch
@@ -171,7 +187,7 @@ class FakeCudaDriver(object):
         answer = self._answer("cuMemAlloc", None)
         if answer[0] != OK:
             return answer
-        pointer = CUdeviceptr(self.next_pointer)
+        pointer = self.handles.CUdeviceptr(self.next_pointer)
         self.next_pointer += 1 << 32
         self.memory[int(pointer)] = bytearray(size)
         return (OK, pointer)
@@ -197,7 +213,8 @@ class FakeCudaDriver(object):
         answer = self._answer("cuLaunchKernel")
         if answer[0] != OK:
             return answer
-        assert function == b"vector_add" and (gy, gz, by, bz, shared, extra) == (1, 1, 1, 1, 0, 0)
+        name = self.functions[int(function)]
+        assert name == b"vector_add" and (gy, gz, by, bz, shared, int(stream), extra) == (1, 1, 1, 1, 0, 0, 0)
         # kernelParams: four pointers, to the three device pointers (u64) and n (u32).
         pointers = (ctypes.c_void_p * 4).from_address(params_address)
         a, b, c = [ctypes.c_uint64.from_address(pointers[i]).value for i in range(3)]

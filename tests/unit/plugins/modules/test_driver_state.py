@@ -2,6 +2,7 @@
 nodes after a real DKMS build, GPU users over a /proc tree, the NVML probe run
 for real with this venv's Python, and main() for real on this machine."""
 
+import importlib.metadata
 import os
 import sys
 
@@ -102,10 +103,15 @@ def _run(argv, env=None):
 
 
 def test_nvml_python_probe_runs_for_real(tmp_path):
-    # This venv has nvidia-ml-py (requirements/controller.txt pins 13.615.71), no cuda-bindings.
+    # This venv has nvidia-ml-py (requirements/controller.txt pins 13.615.71) and, in the main venv, cuda-bindings
+    # (the controller matrix's legs have none): the probe's dist-info reading must agree with importlib.metadata's.
     python = "%d.%d.%d" % sys.version_info[:3]
+    try:
+        bindings = importlib.metadata.version("cuda-bindings")
+    except importlib.metadata.PackageNotFoundError:
+        bindings = None
     result = driver.nvml_python(sys.executable, _run)
-    assert result == {"path": sys.executable, "exists": True, "pynvml": True, "version": "13.615.71", "cuda_bindings": None, "python": python}
+    assert result == {"path": sys.executable, "exists": True, "pynvml": True, "version": "13.615.71", "cuda_bindings": bindings, "python": python}
     bare = driver.nvml_python(sys.executable, lambda argv: _run([argv[0], "-I", "-S"] + argv[1:]))  # no site-packages
     assert bare["exists"] is True and bare["pynvml"] is False and bare["python"] == python
     missing = str(tmp_path / "python3")

@@ -84,9 +84,16 @@ options:
         type: str
         default: gpunode-validate
       visible_devices:
-        description: C(NVIDIA_VISIBLE_DEVICES) for the container (V(all), indexes or UUIDs).
+        description: C(NVIDIA_VISIBLE_DEVICES) for the container (V(all), indexes or UUIDs); not set when O(container.cdi_devices) is given.
         type: str
         default: all
+      cdi_devices:
+        description:
+          - CDI device names (for example V(nvidia.com/gpu=all)) to request instead of C(NVIDIA_VISIBLE_DEVICES), passed as
+            C(ctr run --device); C(ctr) reads the CDI spec the toolkit generated (C(ctr) of containerd 2.0 and later).
+        type: list
+        elements: str
+        default: []
 """
 
 EXAMPLES = r"""
@@ -215,11 +222,15 @@ def host_run(module, root):
 
 
 def container_run(module, spec):
-    argv = ["ctr", "--namespace", spec["namespace"], "run", "--rm", "--runc-binary", spec["runtime_binary"],
-            "--env", "NVIDIA_VISIBLE_DEVICES=" + spec["visible_devices"],
-            # compute: libcuda and the PTX JIT; utility: NVML. Without compute the runtime injects no CUDA library.
-            "--env", "NVIDIA_DRIVER_CAPABILITIES=compute,utility",
-            spec["image"], "gpunode-cuda-%d" % int(time.time() * 1000)] + list(spec["command"])
+    argv = ["ctr", "--namespace", spec["namespace"], "run", "--rm", "--runc-binary", spec["runtime_binary"]]
+    if spec["cdi_devices"]:
+        for name in spec["cdi_devices"]:
+            argv += ["--device", name]
+    else:
+        argv += ["--env", "NVIDIA_VISIBLE_DEVICES=" + spec["visible_devices"]]
+    # compute: libcuda and the PTX JIT; utility: NVML. Without compute the runtime injects no CUDA library.
+    argv += ["--env", "NVIDIA_DRIVER_CAPABILITIES=compute,utility", spec["image"], "gpunode-cuda-%d" % int(time.time() * 1000)]
+    argv += list(spec["command"])
     for index in module.params["devices"]:
         argv += ["--device", str(index)]
     argv += ["--elements", str(module.params["elements"])]
@@ -296,6 +307,7 @@ def main():
                     runtime_binary=dict(type="path", default="/usr/bin/nvidia-container-runtime"),
                     namespace=dict(type="str", default="gpunode-validate"),
                     visible_devices=dict(type="str", default="all"),
+                    cdi_devices=dict(type="list", elements="str", default=[]),
                 ),
             ),
         ),

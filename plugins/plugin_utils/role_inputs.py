@@ -20,6 +20,8 @@ import re
 
 import yaml
 
+from ansible_collections.gpunode.nvidia.plugins.filter.validate import STAGES
+
 # Variables of other well-known collections and roles that share our prefixes
 # (kubespray's and geerlingguy's containerd roles): never reported as typos.
 FOREIGN_NAMES = frozenset((
@@ -46,6 +48,7 @@ URL = re.compile(r"^(https?|file)://\S+$")
 # A package version with its revision, as apt and dnf spell the toolkit's (1.20.0-1).
 TOOLKIT_VERSION = re.compile(r"^\d+\.\d+\.\d+(~rc\.\d+)?-\d+$")
 FINGERPRINT = re.compile(r"^[0-9A-Fa-f]{40}$|^[0-9A-Fa-f]{64}$")
+CDI_DEVICE = re.compile(r"^[A-Za-z0-9][A-Za-z0-9.-]*/[A-Za-z0-9][A-Za-z0-9_.-]*=[A-Za-z0-9_.:-]+$")
 
 
 def load_roles(roles_dir):
@@ -128,6 +131,27 @@ def _regex(name, value):
     return None
 
 
+def _stage_names(name, value):
+    unknown = sorted(str(k) for k in (value or {}) if k not in STAGES) if isinstance(value, dict) else []
+    if unknown:
+        return "%s names %s, not a validate stage (the stages: %s)" % (name, ", ".join(unknown), ", ".join(STAGES))
+    return None
+
+
+def _device_indexes(name, value):
+    bad = [v for v in (value or []) if _int(v) is None or _int(v) < 0] if isinstance(value, list) else [value]
+    if bad:
+        return "%s has %s: CUDA device indexes are integers from 0" % (name, ", ".join(repr(v) for v in bad))
+    return None
+
+
+def _cdi_devices(name, value):
+    bad = [v for v in (value or []) if not CDI_DEVICE.match(str(v))] if isinstance(value, list) else [value]
+    if bad:
+        return "%s has %s: a CDI device is vendor/class=name, such as nvidia.com/gpu=all" % (name, ", ".join(repr(v) for v in bad))
+    return None
+
+
 # One check a variable, for what argument specs cannot say. Each returns a problem or None.
 CHECKS = {
     "preflight_min_gpus": lambda n, v: _at_least(n, v, 0),
@@ -157,6 +181,10 @@ CHECKS = {
     "validate_min_cuda_version": lambda n, v: _pattern(n, v, CUDA_VERSION, "a CUDA version such as 12.4"),
     "validate_plugin_min_gpus": lambda n, v: _at_least(n, v, 0),
     "validate_container_timeout": lambda n, v: _at_least(n, v, 1),
+    "validate_skip": _stage_names,
+    "validate_cuda_devices": _device_indexes,
+    "validate_cuda_cdi_devices": _cdi_devices,
+    "validate_cuda_timeout": lambda n, v: _at_least(n, v, 1),
 }
 
 

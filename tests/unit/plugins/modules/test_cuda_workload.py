@@ -127,6 +127,17 @@ def test_through_the_runtime(node, ctr, capsys):
     assert argv[-len(IMAGE["command"]) - 4:] == IMAGE["command"] + ["--device", "0", "--elements", "64"]
 
 
+def test_through_cdi_devices(node, ctr, capsys):
+    seen = ctr(0, container_report())
+    node(LAB_NODE)
+    spec = dict(IMAGE, cdi_devices=["nvidia.com/gpu=0", "nvidia.com/gpu=1"])
+    failed, _result = run_module(cuda_workload.main, {"host": False, "container": spec}, capsys)
+    argv = seen[0]
+    assert not failed
+    assert argv[7:11] == ["--device", "nvidia.com/gpu=0", "--device", "nvidia.com/gpu=1"]
+    assert not [a for a in argv if a.startswith("NVIDIA_VISIBLE_DEVICES=")]  # CDI alone decides what the container gets
+
+
 def test_a_runtime_that_injects_nothing(node, ctr, capsys):
     ctr(0, container_report(error="LIBRARY_NOT_FOUND", message="LIBRARY_NOT_FOUND in cuInit", devices=[], libcuda=None))
     node(LAB_NODE)

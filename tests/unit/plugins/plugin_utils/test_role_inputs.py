@@ -44,6 +44,10 @@ def test_the_defaults_pass_the_checks():
     ("containerd_runtime_name", "a" * 64, "DNS-1123"),
     ("preflight_min_gpus", -1, "preflight_min_gpus is -1, below 0"),
     ("driver_mirror_url", "mirror.local/nvidia", "not an http(s):// or file:// URL"),
+    ("validate_skip", {"cude": "typo"}, "validate_skip names cude, not a validate stage (the stages: driver, toolkit, container, cuda, plugin)"),
+    ("validate_cuda_devices", [0, -1, "x"], "validate_cuda_devices has -1, 'x': CUDA device indexes are integers from 0"),
+    ("validate_cuda_cdi_devices", ["nvidia.com/gpu"], "validate_cuda_cdi_devices has 'nvidia.com/gpu': a CDI device is vendor/class=name"),
+    ("validate_cuda_timeout", 0, "validate_cuda_timeout is 0, below 1"),
 ])
 def test_bad_values_are_refused_with_the_variable_named(name, value, words):
     found = ri.problems({name: value})
@@ -56,6 +60,8 @@ def test_bad_values_are_refused_with_the_variable_named(name, value, words):
     ("validate_min_cuda_version", "12.4"), ("validate_min_cuda_version", "13"), ("driver_branch", "580"),
     ("containerd_runtime_name", "nvidia"), ("containerd_runtime_name", "nvidia-cdi"), ("containerd_runtime_name", "a" * 63),
     ("driver_mirror_url", "https://mirror.example/cuda/"), ("driver_mirror_url", "file:///srv/mirror"),
+    ("validate_skip", {"cuda": "no CUDA here", "plugin": ""}), ("validate_cuda_devices", [0, 3]),
+    ("validate_cuda_cdi_devices", ["nvidia.com/gpu=all", "nvidia.com/gpu=GPU-4a1d6a0e-8a57-1f2c-6c1b-0a9e3c5d7f10", "nvidia.com/mig=0:1"]),
 ])
 def test_good_values_pass(name, value):
     assert ri.problems({name: value}) == []

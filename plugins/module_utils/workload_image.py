@@ -32,17 +32,19 @@ ARCH = {"x86_64": "amd64", "aarch64": "arm64"}
 # The driver's own libraries: the runtime must inject them; an image that carried them would prove nothing.
 _DRIVER_FILE = re.compile(r"/lib(cuda|nvidia-|nvcuvid|nvoptix)[^/]*$")
 
-# Where the binding is installed, printed by the interpreter that has it (site on).
+# The directories the binding's packages are imported from (cuda.bindings is platlib, cuda.pathfinder
+# purelib: two directories on some systems), printed by the interpreter that has them, site on.
 SITE = (
-    "import os, cuda.bindings.driver as d; "
-    "print(os.path.dirname(os.path.dirname(os.path.dirname(os.path.abspath(d.__file__)))))"
+    "import os, cuda.bindings.driver, cuda.pathfinder as p; "
+    "print(os.pathsep.join(sorted(set(os.path.dirname(os.path.dirname(os.path.dirname(os.path.abspath(m.__file__))))"
+    " for m in (cuda.bindings.driver, p)))))"
 )
 # Run as `python -S -B -c CLOSURE <dir with cuda_workload.py> <SITE's answer>`,
 # as the image will run it (no site): the files the workload loads, once the
 # binding has tried to reach libcuda (which imports cuda.pathfinder's loaders).
 CLOSURE = r"""
 import json, os, sys
-sys.path[:0] = [sys.argv[1], sys.argv[2]]
+sys.path[:0] = [sys.argv[1]] + sys.argv[2].split(os.pathsep)
 import cuda_workload
 api, problem = cuda_workload.import_binding()
 if api is None:
@@ -63,16 +65,20 @@ with open("/proc/self/maps") as maps:
             files.add(parts[5])
 stdlib = os.path.dirname(os.path.abspath(os.__file__))
 files.add(os.path.join(stdlib, "os.py"))  # the landmark Python looks for to find its prefix
-print(json.dumps({"executable": os.path.realpath(sys.executable), "site": sys.argv[2], "version": "%d.%d" % sys.version_info[:2],
-                  "files": sorted(files)}))
+print(json.dumps({"executable": os.path.realpath(sys.executable), "site": sys.argv[2].split(os.pathsep),
+                  "version": "%d.%d" % sys.version_info[:2], "files": sorted(files)}))
 """
+# The probe runs in this locale, and the image carries none: the container has no LANG, and the
+# caller's (en_US.UTF-8 mapping locale-archive, hundreds of MiB on EL) must not change the image.
+PROBE_ENV = {"LC_ALL": "C", "LANG": "C"}
+_LOCALE_FILE = re.compile(r"^/usr/lib(64)?/(locale/|[^/]*/gconv/|gconv/)")
 
 
 def closure_files(report, workload_path):
-    """The files for the image from CLOSURE's report: the driver's libraries and the probe's own copy left out."""
+    """The files for the image from CLOSURE's report: the driver's libraries, locales and the probe's own copy left out."""
     skip = os.path.abspath(workload_path) if workload_path else None
-    return [path for path in report["files"] if not _DRIVER_FILE.search(path) and os.path.abspath(path) != skip
-            and not path.endswith(".pyc")]
+    return [path for path in report["files"] if not _DRIVER_FILE.search(path) and not _LOCALE_FILE.search(path)
+            and os.path.abspath(path) != skip and not path.endswith(".pyc")]
 
 
 def _chain(path, seen=None):
@@ -134,6 +140,8 @@ def layout(files, executable):
         wanted.extend(os.path.join("/etc/ld.so.conf.d", n) for n in sorted(os.listdir("/etc/ld.so.conf.d")) if n.endswith(".conf"))
     entries, done = [], set()
     for path in wanted:
+        if not os.path.exists(path):
+            continue  # a dangling link (a left-over alternatives link in ld.so.conf.d): nothing to carry
         for kind, name, target in _chain(path):
             if name not in done:
                 done.add(name)
@@ -229,9 +237,11 @@ def archive(layer_data, reference, command):
     return out.getvalue()
 
 
-def command(executable, site, devices=(), elements=None):
+def command(executable, sites, devices=(), elements=None):
     """The workload's argv in the image."""
-    argv = [executable, "-S", "-B", SCRIPT, "--sys-path", site]
+    argv = [executable, "-S", "-B", SCRIPT]
+    for site in sites:
+        argv += ["--sys-path", site]
     for index in devices or ():
         argv += ["--device", str(index)]
     if elements:

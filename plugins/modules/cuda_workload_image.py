@@ -92,8 +92,12 @@ size_bytes:
   description: The layer's size; null when the image was already imported.
   returned: success
   type: int
+present:
+  description: Whether the image is in containerd now (in check mode, whether it already was), so that it can run.
+  returned: success
+  type: bool
 removed:
-  description: Older tags of O(name) removed.
+  description: Older tags of O(name) removed (in check mode, those that would be).
   returned: success
   type: list
   elements: str
@@ -109,32 +113,32 @@ from ansible_collections.gpunode.nvidia.plugins.module_utils import cuda_workloa
 
 
 def _find_python(module):
-    """(interpreter, its site directory) of the first that imports cuda.bindings.driver, or (None, None); and those tried."""
+    """(interpreter, the directories its binding is imported from) of the first that has cuda-bindings, or (None, None); and those tried."""
     tried = []
     for python in list(module.params["python_interpreters"]) + list(interpreters.DEFAULT_INTERPRETERS):
         if python in tried or not os.path.exists(python):
             continue
         tried.append(python)
-        rc, out, _err = module.run_command([python, "-c", oci.SITE])
+        rc, out, _err = module.run_command([python, "-c", oci.SITE], environ_update=oci.PROBE_ENV)
         if rc == 0 and out.strip():
             return python, out.strip().splitlines()[-1], tried
     return None, None, tried
 
 
-def _closure(module, python, site, source):
+def _closure(module, python, sites, source):
     """CLOSURE's report, run under ``python`` beside a copy of the workload script."""
     workdir = tempfile.mkdtemp(prefix="gpunode-cuda-")
     try:
         path = os.path.join(workdir, "cuda_workload.py")
         with open(path, "w") as handle:
             handle.write(source)
-        rc, out, err = module.run_command([python, "-S", "-B", "-c", oci.CLOSURE, workdir, site])
+        rc, out, err = module.run_command([python, "-S", "-B", "-c", oci.CLOSURE, workdir, sites], environ_update=oci.PROBE_ENV)
         lines = [line for line in out.splitlines() if line.startswith("{")]
         if rc != 0 or not lines:
             module.fail_json(msg="could not list the workload's files under %s (rc %d): %s" % (python, rc, (err or out).strip()[-500:]))
         report = json.loads(lines[-1])
         if "error" in report:
-            module.fail_json(msg="%s cannot import the binding: %s" % (python, report["error"]))
+            module.fail_json(msg="%s cannot import the binding without site (from %s): %s" % (python, sites, report["error"]))
         report["probe"] = path
         return report
     finally:
@@ -145,6 +149,21 @@ def _closure(module, python, site, source):
 
 def _ctr(module, *args):
     return module.run_command(["ctr", "--namespace", module.params["namespace"]] + list(args))
+
+
+def _import(module, entries, script, result):
+    """Write the archive of result's image in the workdir, import it, remove it; the layer's size."""
+    layer = oci.layer(entries, oci.workload_files(script))
+    handle, path = tempfile.mkstemp(prefix="gpunode-cuda-image-", suffix=".tar", dir=module.params["workdir"])
+    try:
+        with os.fdopen(handle, "wb") as archive:
+            archive.write(oci.archive(layer, result["image"], result["command"]))
+        rc, out, err = _ctr(module, "images", "import", path)
+        if rc != 0:
+            module.fail_json(msg="ctr images import of the workload image failed: %s" % (err or out).strip(), **result)
+    finally:
+        os.unlink(path)
+    return len(layer)
 
 
 def main():
@@ -160,7 +179,9 @@ def main():
     name = module.params["name"]
     if ":" in name.rsplit("/", 1)[-1] or "@" in name:
         module.fail_json(msg="name is the image's name without a tag or digest (the module sets the tag), not %r" % name)
-    python, site, tried = _find_python(module)
+    if not module.get_bin_path("ctr"):
+        module.fail_json(msg="ctr is not installed: install containerd (the gpunode.nvidia.containerd role), or set validate_cuda_container: false")
+    python, sites, tried = _find_python(module)
     if python is None:
         module.fail_json(msg="%s. None of %s has it. The gpunode.nvidia.driver role installs it (driver_cuda_bindings_package)."
                          % (missing_required_lib("cuda-bindings (import cuda.bindings.driver)", reason="to make the CUDA workload image",
@@ -168,38 +189,32 @@ def main():
                          interpreters_tried=tried)
     source = workload.__loader__.get_source(workload.__name__)
     script = source.encode("utf-8")
-    report = _closure(module, python, site, source)
+    report = _closure(module, python, sites, source)
     entries = oci.layout(oci.closure_files(report, report["probe"]), report["executable"])
-    tag = oci.content_key(entries, script)[:16]
-    reference = "%s:%s" % (name, tag)
+    reference = "%s:%s" % (name, oci.content_key(entries, script)[:16])
     command = oci.command(report["executable"], report["site"])
-    result = {"changed": False, "image": reference, "command": command, "python": python, "files": len(entries), "size_bytes": None, "removed": []}
+    result = {"changed": False, "image": reference, "command": command, "python": python, "files": len(entries), "size_bytes": None,
+              "present": False, "removed": []}
 
     rc, out, err = _ctr(module, "images", "ls", "--quiet")
     if rc != 0:
         module.fail_json(msg="ctr images ls failed (is containerd running?): %s" % (err or out).strip(), **result)
-    present = [line.strip() for line in out.splitlines() if line.strip()]
-    stale = [ref for ref in present if ref.startswith(name + ":") and ref != reference]
-    result["removed"] = stale
-    if reference in present and not stale:
-        module.exit_json(**result)
-    result["changed"] = True
+    listed = [line.strip() for line in out.splitlines() if line.strip()]
+    stale = [ref for ref in listed if ref.startswith(name + ":") and ref != reference]
+    result["present"] = reference in listed
     if module.check_mode:
+        result["changed"] = not result["present"] or bool(stale)
+        result["removed"] = stale
         module.exit_json(**result)
-    if reference not in present:
-        layer = oci.layer(entries, oci.workload_files(script))
-        result["size_bytes"] = len(layer)
-        handle, path = tempfile.mkstemp(prefix="gpunode-cuda-image-", suffix=".tar", dir=module.params["workdir"])
-        try:
-            with os.fdopen(handle, "wb") as archive:
-                archive.write(oci.archive(layer, reference, command))
-            rc, out, err = _ctr(module, "images", "import", path)
-            if rc != 0:
-                module.fail_json(msg="ctr images import of the workload image failed: %s" % (err or out).strip(), **result)
-        finally:
-            os.unlink(path)
+    if not result["present"]:
+        result["size_bytes"] = _import(module, entries, script, result)
+        result["present"] = result["changed"] = True
     for ref in stale:
-        _ctr(module, "images", "rm", ref)
+        rc, out, err = _ctr(module, "images", "rm", ref)
+        if rc != 0:
+            module.fail_json(msg="ctr images rm %s (an older workload image) failed: %s" % (ref, (err or out).strip()), **result)
+        result["removed"].append(ref)
+        result["changed"] = True
     module.exit_json(**result)
 
 

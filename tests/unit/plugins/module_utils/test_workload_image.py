@@ -17,11 +17,14 @@ def fake_binding(site):
     """A stand-in cuda.bindings.driver package (a test double: cuda-bindings is not installed here) whose cuInit fails like
     the real one without libcuda."""
     package = os.path.join(str(site), "cuda", "bindings")
-    os.makedirs(package)
-    open(os.path.join(str(site), "cuda", "__init__.py"), "w").close()
+    os.makedirs(package)  # cuda/ is a namespace package, as the wheels lay it out
     open(os.path.join(package, "__init__.py"), "w").close()
     with open(os.path.join(package, "driver.py"), "w") as handle:
         handle.write("import ctypes\n\ndef cuInit(flags):\n    raise OSError('libcuda.so.1: cannot open shared object file')\n")
+    # cuda.pathfinder in a directory of its own, as a purelib/platlib split puts it.
+    pathfinder = os.path.join(str(site) + "-purelib", "cuda", "pathfinder")
+    os.makedirs(pathfinder)
+    open(os.path.join(pathfinder, "__init__.py"), "w").close()
 
 
 def test_closure_runs_without_site_and_lists_what_the_workload_loads(tmp_path):
@@ -31,11 +34,11 @@ def test_closure_runs_without_site_and_lists_what_the_workload_loads(tmp_path):
     probe.mkdir()
     (probe / "cuda_workload.py").write_text(open(WORKLOAD).read())
     found = subprocess.run([sys.executable, "-c", oci.SITE], capture_output=True, text=True, check=True,
-                           env=dict(os.environ, PYTHONPATH=str(site))).stdout.strip()
-    assert found == str(site)
+                           env=dict(os.environ, PYTHONPATH=os.pathsep.join([str(site), str(site) + "-purelib"]))).stdout.strip()
+    assert found.split(os.pathsep) == sorted([str(site), str(site) + "-purelib"])
     out = subprocess.run([sys.executable, "-S", "-B", "-c", oci.CLOSURE, str(probe), found], capture_output=True, text=True, check=True).stdout
     report = json.loads(out.strip().splitlines()[-1])
-    assert report["executable"] == os.path.realpath(sys.executable) and report["site"] == str(site)
+    assert report["executable"] == os.path.realpath(sys.executable) and report["site"] == found.split(os.pathsep)
     files = oci.closure_files(report, str(probe / "cuda_workload.py"))
     stdlib = os.path.dirname(os.__file__)
     assert os.path.join(str(site), "cuda", "bindings", "driver.py") in files
@@ -45,9 +48,11 @@ def test_closure_runs_without_site_and_lists_what_the_workload_loads(tmp_path):
     assert str(probe / "cuda_workload.py") not in files  # the script goes in at its own path
 
 
-def test_the_driver_s_files_never_go_in():
+def test_the_driver_s_files_and_locales_never_go_in():
     report = {"files": ["/usr/lib/x86_64-linux-gnu/libcuda.so.580.159.04", "/usr/lib/x86_64-linux-gnu/libnvidia-ptxjitcompiler.so.1",
-                        "/usr/lib/x86_64-linux-gnu/libc.so.6", "/usr/lib/python3/x.pyc", "/tmp/p/cuda_workload.py"]}
+                        "/usr/lib/x86_64-linux-gnu/libc.so.6", "/usr/lib/python3/x.pyc", "/tmp/p/cuda_workload.py",
+                        "/usr/lib/locale/locale-archive", "/usr/lib/locale/C.utf8/LC_CTYPE", "/usr/lib/x86_64-linux-gnu/gconv/gconv-modules.cache",
+                        "/usr/lib64/gconv/gconv-modules.cache"]}
     assert oci.closure_files(report, "/tmp/p/cuda_workload.py") == ["/usr/lib/x86_64-linux-gnu/libc.so.6"]
 
 
@@ -67,6 +72,13 @@ def test_symlink_chains_and_sonames_resolve_in_the_image(tmp_path):
     assert names.index(str(lib)) < names.index(str(lib / "libffi.so.8.1.2"))  # parents first
 
 
+def test_a_dangling_link_is_left_out(tmp_path):
+    os.symlink(str(tmp_path / "removed-target"), str(tmp_path / "gl.conf"))
+    (tmp_path / "python3").write_bytes(b"ELF")
+    names = [name for _kind, name, _target in oci.layout([str(tmp_path / "gl.conf")], str(tmp_path / "python3"))]
+    assert str(tmp_path / "gl.conf") not in names and str(tmp_path / "python3") in names
+
+
 def test_archive_is_an_oci_layout_ctr_can_import(tmp_path):
     binary = tmp_path / "python"
     binary.write_bytes(b"\x7fELF-python")
@@ -75,8 +87,8 @@ def test_archive_is_an_oci_layout_ctr_can_import(tmp_path):
     script = b"print('hi')\n"
     layer = oci.layer(entries, oci.workload_files(script))
     reference = "gpunode.local/gpunode/cuda-workload:" + oci.content_key(entries, script)[:16]
-    command = oci.command(str(binary), "/site", devices=[1], elements=64)
-    assert command == [str(binary), "-S", "-B", oci.SCRIPT, "--sys-path", "/site", "--device", "1", "--elements", "64"]
+    command = oci.command(str(binary), ["/site", "/site64"], devices=[1], elements=64)
+    assert command == [str(binary), "-S", "-B", oci.SCRIPT, "--sys-path", "/site", "--sys-path", "/site64", "--device", "1", "--elements", "64"]
     with tarfile.open(fileobj=io.BytesIO(oci.archive(layer, reference, command))) as archive:
         names = archive.getnames()
         index = json.load(archive.extractfile("index.json"))

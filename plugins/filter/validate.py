@@ -86,7 +86,8 @@ def validate_driver_stage(result, preflight, expected=None):
         "driver_version": info.get("driver_version"),
         "cuda_driver_version": info.get("cuda_driver_version"),
         "gpu_count": info.get("gpu_count"),
-        "gpus": [dict((k, g.get(k)) for k in ("index", "name", "uuid", "pci_bus_id")) for g in info.get("gpus") or []],
+        "gpus": [dict([(k, g.get(k)) for k in ("index", "name", "uuid", "pci_bus_id")] + [("mig_enabled", bool((g.get("mig") or {}).get("current")))])
+                 for g in info.get("gpus") or []],
         "nvml_error": result.get("nvml_error"),
         "checks": result.get("checks") or [],
     }
@@ -279,11 +280,23 @@ def _cuda_gpus(run):
     return [dict((k, d.get(k)) for k in keys) for d in (run or {}).get("devices") or []]
 
 
-def validate_cuda_stage(result, image=None, check_mode=False):
+def validate_cuda_expected_gpus(stages, fallback):
+    """GPUs the cuda stage must see: what NVML saw, else ``fallback`` (the PCI count); -1 (not checked) where MIG is on,
+    since a CUDA process sees one MIG device."""
+    driver = ((stages or {}).get("driver") or {}).get("details") or {}
+    if any(g.get("mig_enabled") for g in driver.get("gpus") or []):
+        return -1
+    count = driver.get("gpu_count")
+    return count if count is not None else (fallback if fallback is not None else -1)
+
+
+def validate_cuda_stage(result, image=None, check_mode=False, bindings_skipped=None):
     """The cuda stage from cuda_workload's registered result and, where the runtime part was asked for,
     cuda_workload_image's (skipped when it was not).
 
     In check mode an image not yet imported is not imported, so the runtime part did not run: said so, not failed.
+    ``bindings_skipped``: why the driver role installed no cuda-bindings (gpunode_driver.cuda_bindings_skipped), said
+    instead of the generic install hint.
     """
     image = image or {}
     details = {"cuda_driver_version": result.get("cuda_driver_version"), "checks": result.get("checks") or [],
@@ -295,14 +308,17 @@ def validate_cuda_stage(result, image=None, check_mode=False):
     # A failed run is told by its msg (failed_when: false clears "failed"); a skipped one was not asked for.
     if image and not image.get("skipped") and ("msg" in image or "image" not in image):
         problems.append("the CUDA workload image could not be made, so the runtime part did not run: %s" % _failure_text(image))
-    if "checks" not in result:
+    if bindings_skipped and ((result.get("host") or {}).get("error") == "BINDING_MISSING" or "cuda-bindings" in (image.get("msg") or "")):
+        problems.append("the driver role installed no cuda-bindings (%s): install cuda-bindings in a Python 3.9 or later and name it in"
+                        " validate_nvml_python, or skip the stage (validate_skip: {cuda: <reason>})" % bindings_skipped)
+    elif "checks" not in result:
         problems.append(_failure_text(result))
     elif not result.get("passed"):
         problems.append(result.get("summary") or _failure_text(result))
     if problems:
         return _stage("cuda", "fail", "; ".join(problems), details)
     reason = result.get("summary")
-    if check_mode and image.get("changed") and container is None:
+    if check_mode and image.get("image") and not image.get("present") and container is None:
         reason += "; check mode: the workload image is not imported yet, so the runtime part did not run"
     return _stage("cuda", "pass", reason, details)
 
@@ -391,6 +407,7 @@ class FilterModule(object):
             "validate_toolkit_stage": validate_toolkit_stage,
             "validate_container_stage": validate_container_stage,
             "validate_cuda_stage": validate_cuda_stage,
+            "validate_cuda_expected_gpus": validate_cuda_expected_gpus,
             "validate_node_capacity": validate_node_capacity,
             "validate_report": validate_report,
             "validate_table": validate_table,

@@ -90,8 +90,9 @@ _COMPAT = "the CUDA forward compatibility package (cuda-compat, data-center GPUs
 # What to do, by CUresult name: the errors a node really shows, the first in each group the usual one.
 ADVICE = {
     "CUDA_ERROR_NO_DEVICE": (
-        "no CUDA device is visible: check `nvidia-smi -L` and CUDA_VISIBLE_DEVICES; in a container the runtime did not"
-        " pass the GPUs in (NVIDIA_VISIBLE_DEVICES or a CDI device, and the nvidia runtime for this container)"
+        "no CUDA device is visible: check `nvidia-smi -L` and CUDA_VISIBLE_DEVICES, and that a GPU in MIG mode has an instance"
+        " (`nvidia-smi mig -lgi`); in a container the runtime did not pass the GPUs in (NVIDIA_VISIBLE_DEVICES or a CDI"
+        " device, and the nvidia runtime for this container)"
     ),
     "CUDA_ERROR_INVALID_DEVICE": (
         "this GPU cannot be used: its index is out of range for CUDA_VISIBLE_DEVICES, or MIG is on and no MIG device"
@@ -137,6 +138,7 @@ ADVICE = {
         "the driver's PTX JIT compiler (libnvidia-ptxjitcompiler.so.1) is missing: install the driver's compute"
         " libraries; in a container, NVIDIA_DRIVER_CAPABILITIES must include compute"
     ),
+    "CUDA_ERROR_INVALID_PTX": "the driver's JIT rejected the kernel: a driver or GPU newer than sm_50 PTX allows, or a damaged driver install",
     "CUDA_ERROR_NO_BINARY_FOR_GPU": "the driver could not compile the kernel for this GPU: the driver is too old for the GPU",
     "CUDA_ERROR_OPERATING_SYSTEM": (
         "the operating system refused a driver call: device cgroup rules, SELinux or the mode of /dev/nvidia* (inside"

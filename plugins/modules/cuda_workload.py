@@ -50,6 +50,11 @@ options:
     description: Run the workload on the host. V(false) runs only the container part.
     type: bool
     default: true
+  expected_gpus:
+    description:
+      - GPUs CUDA must see on the host (what NVML saw); fewer fail the run, naming the likely cause. Omit it where MIG is
+        on (a CUDA process sees one MIG device) or to not check.
+    type: int
   min_cuda_version:
     description:
       - Lowest CUDA version, C(major.minor), the driver's C(libcuda.so.1) must support (what C(cuDriverGetVersion)
@@ -87,6 +92,10 @@ options:
         description: C(NVIDIA_VISIBLE_DEVICES) for the container (V(all), indexes or UUIDs); not set when O(container.cdi_devices) is given.
         type: str
         default: all
+      timeout:
+        description: Seconds the container may run; then it is killed and removed, and the run fails with C(CONTAINER_TIMEOUT).
+        type: int
+        default: 120
       cdi_devices:
         description:
           - CDI device names (for example V(nvidia.com/gpu=all)) to request instead of C(NVIDIA_VISIBLE_DEVICES), passed as
@@ -165,7 +174,7 @@ container:
   returned: always
   type: dict
 checks:
-  description: The verdicts, in order (C(host), C(container), C(min_cuda_version)), each with C(status) and C(message).
+  description: The verdicts, in order (C(host), C(container), C(gpu_count), C(min_cuda_version)), each with C(status) and C(message).
   returned: always
   type: list
   elements: dict
@@ -221,20 +230,38 @@ def host_run(module, root):
     return workload.run_all(api, module.params["devices"], module.params["elements"])
 
 
+def _container_cleanup(module, ctr, namespace, name):
+    """What a killed `ctr run --rm` leaves: its task and container."""
+    module.run_command([ctr, "--namespace", namespace, "task", "kill", "--signal", "SIGKILL", name])
+    module.run_command([ctr, "--namespace", namespace, "task", "delete", "--force", name])
+    module.run_command([ctr, "--namespace", namespace, "containers", "delete", name])
+
+
 def container_run(module, spec):
-    argv = ["ctr", "--namespace", spec["namespace"], "run", "--rm", "--runc-binary", spec["runtime_binary"]]
+    ctr = module.get_bin_path("ctr")
+    if not ctr:
+        return _failed_start("CTR_MISSING", "ctr is not installed: install containerd (the gpunode.nvidia.containerd role)")
+    name = "gpunode-cuda-%d" % int(time.time() * 1000)
+    argv = [ctr, "--namespace", spec["namespace"], "run", "--rm", "--runc-binary", spec["runtime_binary"]]
     if spec["cdi_devices"]:
         for name in spec["cdi_devices"]:
             argv += ["--device", name]
     else:
         argv += ["--env", "NVIDIA_VISIBLE_DEVICES=" + spec["visible_devices"]]
     # compute: libcuda and the PTX JIT; utility: NVML. Without compute the runtime injects no CUDA library.
-    argv += ["--env", "NVIDIA_DRIVER_CAPABILITIES=compute,utility", spec["image"], "gpunode-cuda-%d" % int(time.time() * 1000)]
+    argv += ["--env", "NVIDIA_DRIVER_CAPABILITIES=compute,utility", spec["image"], name]
     argv += list(spec["command"])
     for index in module.params["devices"]:
         argv += ["--device", str(index)]
     argv += ["--elements", str(module.params["elements"])]
-    rc, out, err = module.run_command(argv)
+    limit = module.get_bin_path("timeout")
+    rc, out, err = module.run_command(([limit, "--kill-after=10", str(spec["timeout"])] if limit else []) + argv)
+    if limit and rc in (124, 137):
+        _container_cleanup(module, ctr, spec["namespace"], name)
+        report = _failed_start("CONTAINER_TIMEOUT", "the container ran past %d s and was killed and removed: the runtime or a GPU hangs"
+                               " (read `dmesg | grep -i xid` and the runtime's log, /var/log/nvidia-container-runtime.log)" % spec["timeout"])
+        report.update(rc=rc, command=argv)
+        return report
     lines = [line for line in out.splitlines() if line.strip().startswith("{")]
     try:
         report = json.loads(lines[-1]) if lines else None
@@ -269,6 +296,18 @@ def verdict(name, run):
             "message": "vector add passed on %d of %d GPU(s) %s (CUDA %s)" % (len(devices), len(devices), where, run.get("cuda_driver_version"))}
 
 
+def count_check(host, expected):
+    """Whether CUDA sees as many GPUs as NVML did; None when not asked or the run did not start."""
+    if expected is None or host is None or host.get("device_count") is None:
+        return None
+    seen = host["device_count"]
+    if seen >= expected:
+        return {"check": "gpu_count", "status": "pass", "error": None, "message": "CUDA sees %d GPU(s), as NVML does" % seen}
+    return {"check": "gpu_count", "status": "fail", "error": "GPU_COUNT",
+            "message": "CUDA sees %d GPU(s), NVML %d: a GPU in MIG mode with no instance, CUDA_VISIBLE_DEVICES set for the node's"
+                       " processes, or a GPU the driver did not bring up (dmesg: Xid, NVRM)" % (seen, expected)}
+
+
 def run(module, root):
     params = module.params
     host = host_run(module, root) if params["host"] else None
@@ -277,6 +316,9 @@ def run(module, root):
     for name, part in (("host", host), ("container", container)):
         if part is not None:
             checks.append(verdict(name, part))
+    counted = count_check(host, params["expected_gpus"])
+    if counted:
+        checks.append(counted)
     cuda = (host or {}).get("cuda_driver_version") or (container or {}).get("cuda_driver_version")
     if params["min_cuda_version"] and cuda is not None:
         problem = workload.cuda_version_problem(cuda, params["min_cuda_version"])
@@ -297,6 +339,7 @@ def main():
             devices=dict(type="list", elements="int", default=[]),
             elements=dict(type="int", default=workload.DEFAULT_ELEMENTS),
             host=dict(type="bool", default=True),
+            expected_gpus=dict(type="int"),
             min_cuda_version=dict(type="str"),
             python_interpreters=dict(type="list", elements="path", default=[]),
             container=dict(
@@ -308,6 +351,7 @@ def main():
                     namespace=dict(type="str", default="gpunode-validate"),
                     visible_devices=dict(type="str", default="all"),
                     cdi_devices=dict(type="list", elements="str", default=[]),
+                    timeout=dict(type="int", default=120),
                 ),
             ),
         ),
@@ -318,6 +362,8 @@ def main():
         module.fail_json(msg="elements must be between 1 and %d, not %d" % (1 << 28, params["elements"]))
     if any(index < 0 for index in params["devices"]):
         module.fail_json(msg="devices are CUDA device indexes (0 and up), not %s" % params["devices"])
+    if params["container"] and params["container"]["timeout"] < 1:
+        module.fail_json(msg="container.timeout must be at least 1 second, not %d" % params["container"]["timeout"])
     if params["min_cuda_version"] and not nvml.version_tuple(params["min_cuda_version"]):
         module.fail_json(msg="min_cuda_version must be major.minor, such as 12.8, not %r" % params["min_cuda_version"])
     run(module, ROOT)

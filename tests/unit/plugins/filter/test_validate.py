@@ -65,7 +65,8 @@ def test_driver_pass():
     result = v.validate_driver_stage(NVML_OK, PREFLIGHT_GPU)
     assert result["status"] == "pass"
     assert result["reason"] == "driver 580.159.04, CUDA 13.0, 2 GPU(s) NVIDIA H100 80GB HBM3; all 14 checks passed"
-    assert result["details"]["gpus"][1] == {"index": 1, "name": "NVIDIA H100 80GB HBM3", "uuid": "GPU-b", "pci_bus_id": "00000000:2A:00.0"}
+    assert result["details"]["gpus"][1] == {
+        "index": 1, "name": "NVIDIA H100 80GB HBM3", "uuid": "GPU-b", "pci_bus_id": "00000000:2A:00.0", "mig_enabled": False}
     assert result["details"]["gpu_count"] == 2 and result["details"]["gpus_on_pci"] == 8
 
 
@@ -330,7 +331,8 @@ CUDA_PASS = {"changed": False, "failed": False, "passed": True, "cuda_driver_ver
              "checks": [{"check": "host", "status": "pass"}, {"check": "container", "status": "pass"}],
              "host": {"devices": [{"index": 0, "name": "NVIDIA H100 80GB HBM3", "passed": True, "elapsed_s": 0.4, "kernel_s": 0.001}]},
              "container": {"devices": [{"index": 0, "passed": True}], "libcuda": "/usr/lib/x86_64-linux-gnu/libcuda.so.580.159.04"}}
-IMAGE_OK = {"changed": False, "failed": False, "image": "gpunode.local/gpunode/cuda-workload:0123456789abcdef", "command": ["python3"]}
+IMAGE_OK = {"changed": False, "failed": False, "image": "gpunode.local/gpunode/cuda-workload:0123456789abcdef", "command": ["python3"],
+            "present": True}
 
 
 def test_cuda_stage_passes_with_both_parts():
@@ -356,13 +358,31 @@ def test_cuda_stage_fails_when_the_image_could_not_be_made():
 
 
 def test_cuda_stage_in_check_mode_with_no_image_yet():
-    result = v.validate_cuda_stage(dict(CUDA_PASS, container=None), dict(IMAGE_OK, changed=True), True)
+    result = v.validate_cuda_stage(dict(CUDA_PASS, container=None), dict(IMAGE_OK, changed=True, present=False), True)
     assert result["status"] == "pass" and result["reason"].endswith("check mode: the workload image is not imported yet, so the runtime part did not run")
 
 
 def test_cuda_stage_when_the_module_never_ran():
     result = v.validate_cuda_stage({"changed": False, "failed": False, "msg": "The task timed out after 300 seconds"}, {"skipped": True})
     assert result["status"] == "fail" and result["reason"] == "The task timed out after 300 seconds"
+
+
+def test_cuda_stage_names_why_the_driver_role_installed_no_binding():
+    failed = dict(CUDA_PASS, passed=False, host={"error": "BINDING_MISSING", "devices": []}, summary="Failed to import cuda-bindings")
+    result = v.validate_cuda_stage(failed, {"skipped": True}, False, "Python 3.6.8 is older than 3.9: no cuda-bindings wheel for it")
+    assert result["status"] == "fail" and result["reason"].startswith(
+        "the driver role installed no cuda-bindings (Python 3.6.8 is older than 3.9: no cuda-bindings wheel for it): install cuda-bindings")
+
+
+@pytest.mark.parametrize(("gpus", "fallback", "expected"), [
+    ([{"mig_enabled": False}] * 8, 8, 8),
+    ([{"mig_enabled": False}, {"mig_enabled": True}], 2, -1),
+    (None, 4, 4),
+    (None, None, -1),
+])
+def test_cuda_expected_gpus(gpus, fallback, expected):
+    stages = {"driver": {"details": {"gpu_count": len(gpus), "gpus": gpus}}} if gpus is not None else {"driver": {"details": {"gpu_count": None}}}
+    assert v.validate_cuda_expected_gpus(stages, fallback) == expected
 
 
 def test_cuda_is_gated_like_the_others():
@@ -424,7 +444,7 @@ def test_table():
 def test_the_filters_are_registered():
     assert sorted(v.FilterModule().filters()) == sorted(
         ["validate_gate", "validate_driver_stage", "validate_toolkit_stage", "validate_container_stage", "validate_cuda_stage",
-         "validate_node_capacity", "validate_report", "validate_table"])
+         "validate_cuda_expected_gpus", "validate_node_capacity", "validate_report", "validate_table"])
 
 
 # ------------------------------------------- toolkit from gpunode_containerd

@@ -33,15 +33,20 @@ def node(monkeypatch, tmp_path):
 
 @pytest.fixture
 def ctr(monkeypatch):
-    """A test double for the ctr command: answers with a canned (rc, stdout, stderr); records the argv."""
+    """A test double for ctr (under coreutils' timeout): the first command answers a canned (rc, stdout, stderr), the
+    others (clean-up) rc 0; records every argv, the timeout prefix taken off the run. ``installed``: the binaries found."""
     seen = []
 
-    def answer(rc, out, err=""):
+    def answer(rc, out, err="", installed=("ctr", "timeout")):
         def run_command(self, argv, **_kwargs):
+            if argv[0] == "/usr/bin/timeout":
+                assert argv[1:3] == ["--kill-after=10", "120"] or argv[2].isdigit()
+                argv = argv[3:]
             seen.append(argv)
-            return rc, out, err
+            return (rc, out, err) if len(seen) == 1 else (0, "", "")
 
         monkeypatch.setattr(AnsibleModule, "run_command", run_command)
+        monkeypatch.setattr(AnsibleModule, "get_bin_path", lambda self, name, *a, **k: "/usr/bin/" + name if name in installed else None)
         return seen
 
     return answer
@@ -121,7 +126,7 @@ def test_through_the_runtime(node, ctr, capsys):
     assert result["summary"] == ("vector add passed on 1 of 1 GPU(s) in a container (libcuda from"
                                  " /usr/lib/x86_64-linux-gnu/libcuda.so.580.159.04) (CUDA 13.0)")
     argv = seen[0]
-    assert argv[:7] == ["ctr", "--namespace", "gpunode-validate", "run", "--rm", "--runc-binary", "/usr/bin/nvidia-container-runtime"]
+    assert argv[:7] == ["/usr/bin/ctr", "--namespace", "gpunode-validate", "run", "--rm", "--runc-binary", "/usr/bin/nvidia-container-runtime"]
     assert "NVIDIA_DRIVER_CAPABILITIES=compute,utility" in argv and "NVIDIA_VISIBLE_DEVICES=all" in argv
     assert argv[argv.index(IMAGE["image"]) + 1].startswith("gpunode-cuda-")
     assert argv[-len(IMAGE["command"]) - 4:] == IMAGE["command"] + ["--device", "0", "--elements", "64"]
@@ -156,6 +161,33 @@ def test_a_container_that_does_not_start(node, ctr, capsys):
     assert result["msg"] == "the container did not run (rc 1): " + err
 
 
+def test_a_container_that_hangs_is_killed_and_removed(node, ctr, capsys):
+    seen = ctr(124, "")
+    node(LAB_NODE)
+    failed, result = run_module(cuda_workload.main, {"host": False, "container": IMAGE}, capsys)
+    assert failed and result["container"]["error"] == "CONTAINER_TIMEOUT" and "ran past 120 s" in result["msg"]
+    name = seen[0][seen[0].index(IMAGE["image"]) + 1]
+    assert [argv[3:] for argv in seen[1:]] == [["task", "kill", "--signal", "SIGKILL", name], ["task", "delete", "--force", name],
+                                               ["containers", "delete", name]]
+
+
+def test_without_ctr_the_host_part_is_kept(node, ctr, tmp_path, capsys):
+    ctr(0, "", installed=("timeout",))
+    node(hosts.gpu_machine_h100(tmp_path), FakeCudaDriver([gpu(0)]))
+    failed, result = run_module(cuda_workload.main, {"elements": 64, "container": IMAGE}, capsys)
+    assert failed and result["host"]["devices"][0]["passed"] is True
+    assert result["container"]["error"] == "CTR_MISSING" and "install containerd" in result["msg"]
+
+
+@pytest.mark.parametrize(("seen", "status"), [(8, "pass"), (7, "fail")])
+def test_cuda_must_see_the_gpus_nvml_saw(node, tmp_path, capsys, seen, status):
+    node(hosts.hgx_h100(tmp_path), FakeCudaDriver([gpu(i) for i in range(seen)]))
+    failed, result = run_module(cuda_workload.main, {"elements": 64, "expected_gpus": 8}, capsys)
+    assert failed is (status == "fail") and result["checks"][-1]["check"] == "gpu_count" and result["checks"][-1]["status"] == status
+    if failed:
+        assert result["msg"].startswith("CUDA sees 7 GPU(s), NVML 8: a GPU in MIG mode with no instance")
+
+
 @pytest.mark.parametrize(
     ("args", "message"),
     [
@@ -163,6 +195,7 @@ def test_a_container_that_does_not_start(node, ctr, capsys):
         ({"devices": [-1]}, "devices are CUDA device indexes"),
         ({"min_cuda_version": "new"}, "min_cuda_version must be major.minor"),
         ({"container": {"image": "x"}}, "missing required arguments: command"),
+        ({"container": dict(IMAGE, timeout=0)}, "container.timeout must be at least 1 second"),
     ],
 )
 def test_bad_arguments(node, capsys, args, message):

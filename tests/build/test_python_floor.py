@@ -29,6 +29,18 @@ def test_files_run_on_their_oldest_python(target, paths):
     assert rc == 0, out
 
 
+def test_probe_scripts_run_on_their_oldest_python(tmp_path):
+    # Python text the modules hand to another interpreter: the NVML probe to the node's (EL 8's 3.6), the
+    # workload image's probes to the one with cuda-bindings (3.9 and up, checked here at 3.6 all the same).
+    sys.path.insert(0, os.path.join(ROOT, ".cache", "collections"))
+    from ansible_collections.gpunode.nvidia.plugins.module_utils import driver, workload_image  # noqa: PLC0415
+
+    for name, text in (("nvml_probe", driver._NVML_PROBE), ("closure", workload_image.CLOSURE), ("site", workload_image.SITE)):
+        (tmp_path / (name + ".py")).write_text(text)
+    rc, out = vermin("3.6", str(tmp_path))
+    assert rc == 0, out
+
+
 def test_the_check_fails_on_a_newer_construct(tmp_path):
     (tmp_path / "newer.py").write_text('value = 1\nprint(f"{value=}")\n')  # 3.8 syntax
     rc, out = vermin("3.6", str(tmp_path))

@@ -147,17 +147,6 @@ def test_nvml_probe_output(out, expected):
     assert driver.parse_nvml_probe(out) == expected
 
 
-def test_nvml_probe_is_python36_code(tmp_path):
-    # The probe runs under the node's interpreter, which may be EL 8's 3.6: vermin checks its text
-    # as it checks the node files (tests/build/test_python_floor.py).
-    import subprocess
-
-    (tmp_path / "probe.py").write_text(driver._NVML_PROBE)
-    vermin = os.path.join(os.path.dirname(sys.executable), "vermin")
-    proc = subprocess.run([vermin, "-t=3.6-", "--violations", "--no-tips", str(tmp_path / "probe.py")], capture_output=True, text=True, check=False)
-    assert proc.returncode == 0, proc.stdout + proc.stderr
-
-
 @pytest.mark.parametrize(
     "out, expected",
     [("MOK.der is already enrolled\n", True), ("MOK.der is not enrolled\n", False), ("EFI variables are not supported on this system\n", None)],

@@ -235,3 +235,39 @@ def node_label_patches(nodes, present_label=GPU_PRESENT):
             node_labels[CONFIG_LABEL] = entry["config"]
         patches.append({"apiVersion": "v1", "kind": "Node", "metadata": {"name": name, "labels": node_labels}})
     return patches
+
+
+def config_manager(image, config_map, default_config, process, oneshot):
+    """The config-manager container of the device plugin image (device plugin and GFD alike).
+
+    It copies the configuration named by the node's ``nvidia.com/device-plugin.config``
+    label (or ``default_config``) from the ConfigMap mounted at /available-configs to
+    /config/config.yaml; as a sidecar it watches the label and signals ``process``
+    (the pod shares its process namespace) when the choice changes.
+    """
+    env = [
+        {"name": "ONESHOT", "value": "true" if oneshot else "false"},
+        {"name": "NODE_NAME", "valueFrom": {"fieldRef": {"fieldPath": "spec.nodeName"}}},
+        {"name": "NODE_LABEL", "value": CONFIG_LABEL},
+        {"name": "CONFIG_FILE_SRCDIR", "value": "/available-configs"},
+        {"name": "CONFIG_FILE_DST", "value": "/config/config.yaml"},
+        {"name": "DEFAULT_CONFIG", "value": default_config},
+        {"name": "FALLBACK_STRATEGIES", "value": "named,single"},
+        {"name": "SEND_SIGNAL", "value": "false" if oneshot else "true"},
+        {"name": "SIGNAL", "value": "1"},
+        {"name": "PROCESS_TO_SIGNAL", "value": process},
+    ]
+    return {
+        "name": "config-manager-init" if oneshot else "config-manager",
+        "image": image,
+        "command": ["config-manager"],
+        "env": env,
+        "securityContext": security_context(read_only_root=True),
+        "volumeMounts": [{"name": "available-configs", "mountPath": "/available-configs", "readOnly": True},
+                         {"name": "config", "mountPath": "/config"}],
+    }
+
+
+def config_volumes(config_map):
+    """The volumes config_manager mounts: the ConfigMap of named configs and the chosen one."""
+    return [{"name": "available-configs", "configMap": {"name": config_map}}, {"name": "config", "emptyDir": {}}]

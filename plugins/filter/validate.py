@@ -21,6 +21,8 @@ from __future__ import absolute_import, division, print_function
 
 import re
 
+from ansible_collections.gpunode.nvidia.plugins.plugin_utils.published import first_fact
+
 STAGES = ("driver", "toolkit", "container", "cuda", "plugin")
 NO_GPU = "no NVIDIA GPU on the PCI bus"
 _GPU_LINE = re.compile(r"^GPU (\d+): (.+?) \(UUID: ([^)]+)\)\s*$")
@@ -323,10 +325,93 @@ def validate_cuda_stage(result, image=None, check_mode=False, bindings_skipped=N
     return _stage("cuda", "pass", reason, details)
 
 
-def validate_node_capacity(nodes_result, node_name, resource="nvidia.com/gpu", minimum=1):
+def validate_k8s_published(hostvars, hosts):
+    """What the Kubernetes roles published on the first of ``hosts`` that ran them (None each where none did)."""
+    return {"device_plugin": first_fact(hostvars, hosts, "gpunode_device_plugin"),
+            "gpu_feature_discovery": first_fact(hostvars, hosts, "gpunode_gpu_feature_discovery")}
+
+
+def validate_plugin_expected(published, node_name, gpu_count, resource="nvidia.com/gpu", minimum=1):
+    """What node ``node_name`` must offer, from what the Kubernetes roles published in this run.
+
+    ``published``: {"device_plugin": gpunode_device_plugin or None, "gpu_feature_discovery":
+    gpunode_gpu_feature_discovery or None}. Without the device plugin's fact, the node must show
+    ``minimum`` of ``resource`` (validate_plugin_resource/min_gpus). With it, the node's
+    configuration (its nvidia.com/device-plugin.config label's, else the default) says the
+    resource and how many: GPU count x replicas of time-slicing or MPS, exactly; with MIG, its
+    MIG devices (at least one: how many instances a GPU is cut into is mig-parted's, not ours).
+    """
+    plugin = (published or {}).get("device_plugin") or {}
+    gfd = (published or {}).get("gpu_feature_discovery") or {}
+    expected = {"resource": resource, "minimum": minimum, "exact": None, "labels": list(gfd.get("labels") or []), "config": None}
+    configs = plugin.get("configs") or {}
+    if not configs:
+        return expected
+    name = (plugin.get("node_configs") or {}).get(node_name) or plugin.get("default_config")
+    config = configs.get(name) or {}
+    expected["config"] = name
+    expected["resource"] = config.get("resource") or resource
+    strategy = config.get("mig_strategy") or "none"
+    expected["mig_strategy"] = strategy
+    if strategy == "mixed":
+        expected["resource"] = "nvidia.com/mig-*"
+    elif strategy == "none" and gpu_count is not None and int(gpu_count) >= 0:
+        expected.update(gpus=int(gpu_count), replicas=int(config.get("replicas") or 1))
+        expected["exact"] = expected["gpus"] * expected["replicas"]
+        expected["minimum"] = expected["exact"]
+    return expected
+
+
+def _resource_count(allocatable, resource):
+    if resource.endswith("*"):
+        return sum(_int_or_zero(v) for k, v in allocatable.items() if k.startswith(resource[:-1]))
+    return _int_or_zero(allocatable.get(resource, 0))
+
+
+def _int_or_zero(value):
+    try:
+        return int(value)
+    except (TypeError, ValueError):
+        return 0
+
+
+def _plugin_expected_stage(node, node_name, expected):
+    """The plugin stage judged against what the device plugin and GFD roles published."""
+    status = node.get("status") or {}
+    allocatable = status.get("allocatable") or {}
+    resource = expected["resource"]
+    count = _resource_count(allocatable, resource)
+    details = {"node": node_name, "resource": resource, "config": expected.get("config"), "allocatable": count,
+               "expected": expected.get("exact"), "minimum": expected["minimum"]}
+    labels = (node.get("metadata") or {}).get("labels") or {}
+    missing = [label for label in expected.get("labels") or [] if label not in labels]
+    details["labels_missing"] = missing
+    problems = []
+    if expected.get("exact") is not None and count != expected["exact"]:
+        problems.append("allocatable %s = %d, expected %d (%d GPUs x %d replicas of config %s): is the device plugin running"
+                        " on this node, with that config?" % (resource, count, expected["exact"], expected["gpus"],
+                                                              expected["replicas"], expected.get("config")))
+    elif count < expected["minimum"]:
+        problems.append("allocatable %s = %d, need at least %d (config %s, MIG strategy %s)" % (
+            resource, count, expected["minimum"], expected.get("config"), expected.get("mig_strategy", "none")))
+    if missing:
+        problems.append("GPU Feature Discovery labels missing: %s (is NFD publishing nvidia.com labels, and GFD running"
+                        " on this node?)" % ", ".join(missing))
+    if problems:
+        return _stage("plugin", "fail", "; ".join(problems), details)
+    text = "allocatable %s = %d" % (resource, count)
+    if expected.get("config"):
+        text += " (config %s)" % expected["config"]
+    if expected.get("labels"):
+        text += ", %d GFD labels present" % len(expected["labels"])
+    return _stage("plugin", "pass", text, details)
+
+
+def validate_node_capacity(nodes_result, node_name, resource="nvidia.com/gpu", minimum=1, expected=None):
     """The plugin stage: does Kubernetes node ``node_name`` offer ``minimum`` of ``resource``?
 
-    ``nodes_result``: kubernetes.core.k8s_info over kind Node.
+    ``nodes_result``: kubernetes.core.k8s_info over kind Node. ``expected``: what
+    validate_plugin_expected made of the Kubernetes roles' facts (exact counts, GFD labels).
     """
     details = {"node": node_name, "resource": resource, "minimum": minimum}
     if nodes_result.get("failed") or "resources" not in nodes_result:
@@ -338,6 +423,8 @@ def validate_node_capacity(nodes_result, node_name, resource="nvidia.com/gpu", m
             break
     if node is None:
         return _stage("plugin", "fail", "node %s is not in the cluster: set validate_k8s_node_name to its Kubernetes name" % node_name, details)
+    if expected and (expected.get("config") or expected.get("labels")):
+        return _plugin_expected_stage(node, node_name, expected)
     status = node.get("status") or {}
     capacity, allocatable = status.get("capacity") or {}, status.get("allocatable") or {}
     details["capacity"] = capacity.get(resource)
@@ -409,6 +496,8 @@ class FilterModule(object):
             "validate_cuda_stage": validate_cuda_stage,
             "validate_cuda_expected_gpus": validate_cuda_expected_gpus,
             "validate_node_capacity": validate_node_capacity,
+            "validate_plugin_expected": validate_plugin_expected,
+            "validate_k8s_published": validate_k8s_published,
             "validate_report": validate_report,
             "validate_table": validate_table,
         }

@@ -444,7 +444,7 @@ def test_table():
 def test_the_filters_are_registered():
     assert sorted(v.FilterModule().filters()) == sorted(
         ["validate_gate", "validate_driver_stage", "validate_toolkit_stage", "validate_container_stage", "validate_cuda_stage",
-         "validate_cuda_expected_gpus", "validate_node_capacity", "validate_report", "validate_table"])
+         "validate_cuda_expected_gpus", "validate_node_capacity", "validate_plugin_expected", "validate_k8s_published", "validate_report", "validate_table"])
 
 
 # ------------------------------------------- toolkit from gpunode_containerd
@@ -484,3 +484,55 @@ def test_driver_stage_records_what_it_checked():
     expected = {"driver_version": "535.261.03", "driver_branch": "535", "min_cuda_version": "", "gpu_count": 0}
     result = v.validate_driver_stage({"failed": True, "msg": "NVIDIA driver not loaded"}, PREFLIGHT_NO_GPU, expected)
     assert result["details"]["expected"] == {"driver_version": "535.261.03", "driver_branch": "535", "gpu_count": 0}
+
+
+# ------------------------------------------- plugin stage from the Kubernetes roles' facts
+
+PLUGIN = {"default_config": "default", "node_configs": {"ts-01": "ts4"}, "configs": {
+    "default": {"mig_strategy": "none", "sharing": "none", "replicas": 1, "resource": "nvidia.com/gpu"},
+    "ts4": {"mig_strategy": "none", "sharing": "time-slicing", "replicas": 4, "resource": "nvidia.com/gpu.shared"},
+    "mixed": {"mig_strategy": "mixed", "sharing": "none", "replicas": 1, "resource": "nvidia.com/gpu"}}}
+GFD = {"labels": ["nvidia.com/gpu.product", "nvidia.com/gpu.count"]}
+
+
+def labelled(name, allocatable, labels):
+    item = node(name, allocatable)
+    item["status"]["allocatable"] = dict(allocatable)
+    item["metadata"]["labels"] = dict(labels)
+    return item
+
+
+def test_plugin_expected_without_the_roles_facts_keeps_the_minimum():
+    expected = v.validate_plugin_expected({}, "gpu-01", 8, "nvidia.com/gpu", 1)
+    assert (expected["exact"], expected["minimum"], expected["labels"]) == (None, 1, [])
+
+
+def test_plugin_stage_counts_gpus_times_replicas_of_the_nodes_config():
+    published = {"device_plugin": PLUGIN, "gpu_feature_discovery": GFD}
+    expected = v.validate_plugin_expected(published, "ts-01", 8)
+    assert (expected["resource"], expected["exact"], expected["config"]) == ("nvidia.com/gpu.shared", 32, "ts4")
+    gfd_labels = {"nvidia.com/gpu.product": "H200", "nvidia.com/gpu.count": "8"}
+    good = {"resources": [labelled("ts-01", {"nvidia.com/gpu.shared": "32"}, gfd_labels)]}
+    assert v.validate_node_capacity(good, "ts-01", expected=expected)["status"] == "pass"
+    short = {"resources": [labelled("ts-01", {"nvidia.com/gpu.shared": "8"}, gfd_labels)]}
+    result = v.validate_node_capacity(short, "ts-01", expected=expected)
+    assert result["status"] == "fail"
+    assert "expected 32 (8 GPUs x 4 replicas of config ts4)" in result["reason"]
+
+
+def test_plugin_stage_names_missing_gfd_labels():
+    expected = v.validate_plugin_expected({"device_plugin": PLUGIN, "gpu_feature_discovery": GFD}, "gpu-01", 2)
+    nodes = {"resources": [labelled("gpu-01", {"nvidia.com/gpu": "2"}, {"nvidia.com/gpu.product": "H200"})]}
+    result = v.validate_node_capacity(nodes, "gpu-01", expected=expected)
+    assert result["status"] == "fail"
+    assert "GPU Feature Discovery labels missing: nvidia.com/gpu.count" in result["reason"]
+
+
+def test_plugin_stage_with_mig_mixed_sums_the_mig_resources():
+    plugin = dict(PLUGIN, default_config="mixed")
+    expected = v.validate_plugin_expected({"device_plugin": plugin}, "mig-01", 1)
+    assert (expected["resource"], expected["exact"]) == ("nvidia.com/mig-*", None)
+    nodes = {"resources": [labelled("mig-01", {"nvidia.com/mig-1g.18gb": "7"}, {})]}
+    assert v.validate_node_capacity(nodes, "mig-01", expected=expected)["status"] == "pass"
+    empty = {"resources": [labelled("mig-01", {"nvidia.com/gpu": "0"}, {})]}
+    assert v.validate_node_capacity(empty, "mig-01", expected=expected)["status"] == "fail"

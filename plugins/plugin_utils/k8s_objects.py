@@ -31,6 +31,8 @@ GPU_PRESENT = "nvidia.com/gpu.present"
 NFD_PCI_NVIDIA = "feature.node.kubernetes.io/pci-10de.present"
 # The device plugin's per-node choice of configuration (upstream's label).
 CONFIG_LABEL = "nvidia.com/device-plugin.config"
+# What a small helper container (config-manager: one informer on its own Node) asks for.
+SIDECAR_RESOURCES = {"requests": {"cpu": "10m", "memory": "32Mi"}, "limits": {"memory": "128Mi"}}
 
 
 def labels(cluster, component, instance=None):
@@ -263,6 +265,7 @@ def config_manager(image, config_map, default_config, process, oneshot):
         "command": ["config-manager"],
         "env": env,
         "securityContext": security_context(read_only_root=True),
+        "resources": {key: dict(value) for key, value in SIDECAR_RESOURCES.items()},
         "volumeMounts": [{"name": "available-configs", "mountPath": "/available-configs", "readOnly": True},
                          {"name": "config", "mountPath": "/config"}],
     }

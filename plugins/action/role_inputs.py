@@ -66,6 +66,7 @@ class ActionModule(ActionBase):
             if not validated.error_messages:
                 checked.update(validated.validated_parameters)
         problems.extend(role_inputs.problems(checked))
+        problems.extend(role_inputs.k8s_problems(checked, dict((r, roles[r]) for r in chosen)))
         if problems:
             result.update(failed=True, msg=role_inputs.refusal(problems), problems=problems)
         else:

@@ -8,7 +8,7 @@ The builder is plugins/plugin_utils/k8s_device_plugin.py (tests/unit/plugins/plu
 
 from __future__ import absolute_import, division, print_function
 
-from ansible_collections.gpunode.nvidia.plugins.plugin_utils import k8s_device_plugin
+from ansible_collections.gpunode.nvidia.plugins.plugin_utils import k8s_device_plugin, k8s_objects
 
 
 def device_plugin_objects(settings, cluster):
@@ -23,9 +23,34 @@ def device_plugin_published(settings, cluster):
     return k8s_device_plugin.published(settings, cluster)
 
 
+def device_plugin_node_configs(hostvars, cluster, var="device_plugin_node_config"):
+    """{Kubernetes node name: config name} from each GPU host's device_plugin_node_config (empty: none)."""
+    found = {}
+    for host, node in sorted((cluster.get("nodes") or {}).items()):
+        try:
+            name = hostvars[host].get(var)
+        except (KeyError, AttributeError, TypeError):
+            name = None
+        if name:
+            found[node["node_name"]] = name
+    return found
+
+
+def device_plugin_node_labels(settings, cluster):
+    """Partial Node objects that set each configured GPU node's nvidia.com/device-plugin.config (apply mode)."""
+    if cluster.get("mode") != "apply":
+        return []
+    names = dict((n["node_name"], n) for n in (cluster.get("nodes") or {}).values())
+    return k8s_objects.node_label_patches(dict(
+        (node, {"gpus": (names.get(node) or {}).get("gpus", 1), "config": config})
+        for node, config in sorted((settings.get("node_configs") or {}).items())))
+
+
 class FilterModule(object):
     def filters(self):
         return {
+            "device_plugin_node_configs": device_plugin_node_configs,
+            "device_plugin_node_labels": device_plugin_node_labels,
             "device_plugin_objects": device_plugin_objects,
             "device_plugin_problems": device_plugin_problems,
             "device_plugin_published": device_plugin_published,

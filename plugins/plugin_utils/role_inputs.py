@@ -15,6 +15,7 @@ ignore without a word).
 from __future__ import absolute_import, division, print_function
 
 import difflib
+import importlib
 import os
 import re
 
@@ -226,3 +227,31 @@ def problems(values):
 def refusal(problems_found):
     """The one message a refused run prints first."""
     return "gpunode.nvidia refused its variables before any change: " + "; ".join(problems_found)
+
+
+# The Kubernetes roles' builders (plugins/plugin_utils/k8s_<role>.py) know their own refusals; run
+# here, before gpu_cluster applies or renders anything, with a cluster that cannot refuse (CDI and
+# MIG as if present): what depends on the cluster is checked again by each role's preflight.
+K8S_ROLES = ("device_plugin", "gpu_feature_discovery", "dcgm_exporter")
+PERMISSIVE_CLUSTER = {
+    "namespace": "nvidia-gpu", "registry": "", "image_pull_secrets": [], "runtime_class": "nvidia",
+    "runtime_class_handler": "nvidia", "use_runtime_class": True, "tolerations": [], "priority_class": "",
+    "node_selection": "either", "max_unavailable": 1, "labels": {}, "cdi_enabled": True, "mig_enabled": True,
+    "mode": "render", "nodes": {},
+}
+
+
+def k8s_problems(values, roles):
+    """The Kubernetes roles' own refusals of the variables given (defaults filled in), one line each."""
+    found = []
+    for role in K8S_ROLES:
+        prefix = role + "_"
+        if role not in roles or not any(name.startswith(prefix) for name in values):
+            continue
+        settings = dict((name[len(prefix):], value) for name, value in roles[role]["defaults"].items())
+        settings.update((name[len(prefix):], value) for name, value in values.items() if name.startswith(prefix))
+        builder = importlib.import_module("ansible_collections.gpunode.nvidia.plugins.plugin_utils.k8s_" + role)
+        for problem in builder.problems(settings, dict(PERMISSIVE_CLUSTER)):
+            if problem not in found:
+                found.append(problem)
+    return found

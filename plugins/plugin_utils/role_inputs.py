@@ -66,8 +66,13 @@ def load_roles(roles_dir):
         if os.path.isfile(defaults_file):
             with open(defaults_file) as handle:
                 defaults = yaml.safe_load(handle) or {}
+        role_vars = {}
+        vars_file = os.path.join(roles_dir, role, "vars", "main.yml")
+        if os.path.isfile(vars_file):
+            with open(vars_file) as handle:
+                role_vars = yaml.safe_load(handle) or {}
         options = ((specs.get("argument_specs") or {}).get("main") or {}).get("options") or {}
-        roles[role] = {"options": options, "defaults": defaults}
+        roles[role] = {"options": options, "defaults": defaults, "vars": role_vars}
     return roles
 
 
@@ -241,6 +246,15 @@ PERMISSIVE_CLUSTER = {
 }
 
 
+_VAR_REFERENCE = re.compile(r"^\{\{\s*(_\w+)\s*\}\}$")
+
+
+def _plain_default(value, role_vars):
+    """A default that only names one of the role's vars (its data, e.g. the default counters) is that data."""
+    match = _VAR_REFERENCE.match(value) if isinstance(value, str) else None
+    return role_vars.get(match.group(1), value) if match else value
+
+
 def k8s_problems(values, roles):
     """The Kubernetes roles' own refusals of the variables given (defaults filled in), one line each."""
     found = []
@@ -248,7 +262,8 @@ def k8s_problems(values, roles):
         prefix = role + "_"
         if role not in roles or not any(name.startswith(prefix) for name in values):
             continue
-        settings = dict((name[len(prefix):], value) for name, value in roles[role]["defaults"].items())
+        settings = dict((name[len(prefix):], _plain_default(value, roles[role].get("vars") or {}))
+                        for name, value in roles[role]["defaults"].items())
         settings.update((name[len(prefix):], value) for name, value in values.items() if name.startswith(prefix))
         builder = importlib.import_module("ansible_collections.gpunode.nvidia.plugins.plugin_utils.k8s_" + role)
         for problem in builder.problems(settings, dict(PERMISSIVE_CLUSTER)):

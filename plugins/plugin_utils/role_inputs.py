@@ -191,6 +191,9 @@ CHECKS = {
     "validate_cuda_devices": _device_indexes,
     "validate_cuda_cdi_devices": _cdi_devices,
     "validate_cuda_timeout": lambda n, v: _at_least(n, v, 1),
+    "gpu_cluster_namespace": lambda n, v: (
+        None if isinstance(v, str) and DNS_LABEL.match(v) else
+        "%s is %r: a namespace is a DNS-1123 label (lower-case letters, digits and '-', at most 63), such as nvidia-gpu" % (n, v)),
 }
 
 

@@ -110,7 +110,8 @@ def _count_objects(directory):
 def checkov_findings(directory):
     """Run checkov's Kubernetes policies on ``directory``; return the failed checks, sorted, as
     (check_id, resource, file) tuples: resource as checkov names it (Kind.namespace.name, 'default'
-    for a cluster-scoped object), file relative to ``directory``.
+    for a cluster-scoped object; a workload's pod template is Pod.namespace.name.<label>-<value>,
+    e.g. Pod.gpu-operator.nvidia-device-plugin.app-nvidia-device-plugin), file relative to ``directory``.
 
     Without .venv-checkov the test fails (run scripts/checkov-venv.sh), unless GPUNODE_NO_CHECKOV=1,
     for quick local runs, skips it.

@@ -160,3 +160,21 @@ def test_a_missing_checkov_venv_fails_unless_told(monkeypatch, tmp_path):
     monkeypatch.setenv("GPUNODE_NO_CHECKOV", "1")
     with pytest.raises(pytest.skip.Exception):
         k8s_checks.checkov_findings(tmp_path)
+
+
+def test_checkov_reads_what_k8s_render_writes(capsys, tmp_path):
+    # The module's files (a comment line first, kustomizations beside them, one directory per
+    # component) are all read: the object count matches, and the Pod's finding names its file.
+    from ansible_collections.gpunode.nvidia.plugins.modules import k8s_render  # noqa: PLC0415
+
+    from .utils import run_module  # noqa: PLC0415
+
+    pod = {"apiVersion": "v1", "kind": "Pod", "metadata": {"name": "bad", "namespace": "gpu-test"},
+           "spec": {"containers": [{"name": "c", "image": "busybox", "securityContext": {"privileged": True}}]}}
+    failed, result = run_module(k8s_render.main, {"objects": [DAEMONSET, pod], "dest": str(tmp_path), "component": "device-plugin"}, capsys)
+    assert not failed, result
+    findings = k8s_checks.checkov_findings(tmp_path)
+    assert ("CKV_K8S_16", "Pod.gpu-test.bad", "device-plugin/pod-bad.yaml") in findings
+    # A DaemonSet's pod template is checked as a Pod named after the DaemonSet and its labels.
+    assert {f[1] for f in findings} == {"Pod.gpu-test.bad", "DaemonSet.gpu-operator.nvidia-device-plugin",
+                                        "Pod.gpu-operator.nvidia-device-plugin.app-nvidia-device-plugin"}

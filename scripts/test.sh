@@ -8,6 +8,8 @@ set -euo pipefail
 ROOT=$(cd "$(dirname "${BASH_SOURCE[0]}")/.." && pwd)
 . "$ROOT/scripts/lib.sh"
 controller_ready "$@"
+# checkov's own venv (.venv-checkov), for the manifest policy checks (tests/k8s_checks.py).
+bash "$ROOT/scripts/checkov-venv.sh"
 bash lab/lab.sh build
 # Packages only the tests need (setup.sh installs what users need): sudo, for the
 # test of the entry scripts' re-run through sudo (tests/scripts); gnupg, whose gpg the

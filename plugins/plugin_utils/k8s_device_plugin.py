@@ -389,6 +389,10 @@ def published(settings, cluster):
         "daemonsets": [NAME, MPS_NAME] if mps else [NAME],
         "config_map": CONFIG_MAP,
         "default_config": settings["default_config"],
+        # GFD mounts the same ConfigMap: the checksum rolls its pods too when a config changes.
+        "config_checksum": ko.checksum(config_data(settings, cluster)),
+        "mig_strategy": _config(settings["configs"].get(settings["default_config"]) or {}).get("mig_strategy", "none"),
+        "mig_strategies": sorted(set(c.get("mig_strategy", "none") for c in _all_configs(settings))),
         "configs": {name: _published_config(options, cluster) for name, options in sorted(settings["configs"].items())},
         "node_configs": dict(sorted((settings.get("node_configs") or {}).items())),
         "node_label": ko.CONFIG_LABEL,

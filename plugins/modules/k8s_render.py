@@ -409,7 +409,7 @@ def main():
             objects=dict(type="list", elements="dict", required=True),
             dest=dict(type="path", required=True),
             component=dict(type="str"),
-            secret_mode=dict(type="str", default="0600"),
+            secret_mode=dict(type="str", default="0600", no_log=False),  # a file mode, not a secret
             prune=dict(type="bool", default=True),
         ),
         supports_check_mode=True,

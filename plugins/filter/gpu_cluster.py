@@ -185,8 +185,9 @@ def gpu_cluster_report(outcome):
         return "%s: nothing applied or rendered" % name
     parts = ["%s %s ready %s/%s, updated %s" % ("DaemonSet", ds, r.get("ready"), r.get("desired"), r.get("updated"))
              for ds, r in sorted((outcome.get("rollout") or {}).items())]
-    return "%s: applied %d object(s)%s%s" % (name, len(outcome.get("objects") or []), " (changed)" if outcome.get("changed") else "",
-                                          "; " + "; ".join(parts) if parts else "")
+    changed = " (changed)" if outcome.get("changed") else ""
+    rollout = "; " + "; ".join(parts) if parts else ""
+    return "%s: applied %d object(s)%s%s" % (name, len(outcome.get("objects") or []), changed, rollout)
 
 
 def gpu_cluster_summary(cluster, outcome):

@@ -118,7 +118,7 @@ def config_data(settings, cluster):
 
 
 def _all_configs(settings):
-    return [_config(options) for _, options in sorted((settings.get("configs") or {}).items())]
+    return [_config(options) for _unused, options in sorted((settings.get("configs") or {}).items())]
 
 
 def _any_mig(settings):

@@ -102,7 +102,7 @@ def _volumes(settings):
                                   read_only=False, mount_path=k8s_nfd.FEATURES_DIR))
     if settings.get("driver_root"):
         pairs.append(ko.host_path("driver-root", settings["driver_root"], mount_path=DRIVER_ROOT_CTR))
-    volumes, mounts = [v for v, _ in pairs], [m for _, m in pairs]
+    volumes, mounts = [v for v, _unused in pairs], [m for _unused, m in pairs]
     if _config_map(settings):
         volumes += ko.config_volumes(_config_map(settings))
         mounts.append({"name": "config", "mountPath": "/config", "readOnly": True})
@@ -110,7 +110,7 @@ def _volumes(settings):
 
 
 def daemonset(settings, cluster):
-    _, _, mig = mig_strategy(settings)
+    _unused, _unused, mig = mig_strategy(settings)
     image = ko.image_ref(cluster, settings["image"])
     volumes, mounts = _volumes(settings)
     container = {

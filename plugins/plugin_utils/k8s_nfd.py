@@ -238,9 +238,9 @@ def worker(cluster, image):
         # Where GFD writes its label file when it does not use the NodeFeature API.
         ko.host_path("features-d", FEATURES_DIR, kind="DirectoryOrCreate"),
     ]
-    mounts = [{"name": "conf", "mountPath": CONF_DIR, "readOnly": True}] + [m for _, m in host]
+    mounts = [{"name": "conf", "mountPath": CONF_DIR, "readOnly": True}] + [m for _unused, m in host]
     container = _container(WORKER, cluster, image, resources=WORKER_RESOURCES, mounts=mounts, env=_env(pod=True))
-    volumes = [{"name": "conf", "configMap": {"name": WORKER + "-conf"}}] + [v for v, _ in host]
+    volumes = [{"name": "conf", "configMap": {"name": WORKER + "-conf"}}] + [v for v, _unused in host]
     spec = ko.pod_spec(cluster, WORKER, [container], volumes=volumes, runtime_class=False,
                        extra={"tolerations": _tolerations(cluster)})
     # Every node, not only GPU nodes: NFD's labels are what finds the GPU nodes.

@@ -55,7 +55,10 @@ def test_bad_input_stops_before_anything_is_rendered_or_applied(tmp_path, extra,
     assert changed(out) == 0
 
 
-@pytest.mark.skipif(not os.environ.get("GPUNODE_KUBECONFIG"), reason="apply path not run: no Kubernetes API server here (set GPUNODE_KUBECONFIG to a kubeconfig to run it)")
+NO_CLUSTER = "apply path not run: no Kubernetes API server here (set GPUNODE_KUBECONFIG to a kubeconfig to run it)"
+
+
+@pytest.mark.skipif(not os.environ.get("GPUNODE_KUBECONFIG"), reason=NO_CLUSTER)
 def test_apply_path_against_a_real_cluster():
     kubeconfig = os.environ["GPUNODE_KUBECONFIG"]
     rc, out = play("-e", "gpu_cluster_kubeconfig=%s" % kubeconfig)

@@ -124,7 +124,7 @@ def test_image_is_pinned_and_a_cluster_mirror_replaces_its_registry():
     assert exporter(objects)[2]["image"] == "nvcr.io/nvidia/k8s/dcgm-exporter:4.6.0-4.8.3-distroless"
     cluster = dict(CLUSTER, **MATRIX_CLUSTER["airgapped"])
     airgapped = dx.objects(settings(**MATRIX["airgapped"]), cluster)
-    _, spec, container = exporter(airgapped)
+    _unused, spec, container = exporter(airgapped)
     assert container["image"] == "mirror.example.com:5000/nvidia/dcgm-exporter:4.6.0-4.8.3-distroless@" + DIGEST
     assert spec["imagePullSecrets"] == [{"name": "mirror-pull"}]
     own = dx.objects(settings(**MATRIX["airgapped"]), CLUSTER)
@@ -133,27 +133,27 @@ def test_image_is_pinned_and_a_cluster_mirror_replaces_its_registry():
 
 
 def test_scheduling_comes_from_the_cluster():
-    _, spec, _ = exporter(dx.objects(settings(), CLUSTER))
+    _unused, spec, _unused = exporter(dx.objects(settings(), CLUSTER))
     assert spec["tolerations"] == CLUSTER["tolerations"]
     assert spec["priorityClassName"] == "system-node-critical"
     assert spec["runtimeClassName"] == "nvidia"
     assert spec["affinity"] == ko.node_affinity(CLUSTER)
-    _, plain, _ = exporter(dx.objects(settings(), dict(CLUSTER, use_runtime_class=False, node_selection="gpu-present")))
+    _unused, plain, _unused = exporter(dx.objects(settings(), dict(CLUSTER, use_runtime_class=False, node_selection="gpu-present")))
     assert "runtimeClassName" not in plain
     terms = plain["affinity"]["nodeAffinity"]["requiredDuringSchedulingIgnoredDuringExecution"]["nodeSelectorTerms"]
     assert terms == [{"matchExpressions": [{"key": ko.GPU_PRESENT, "operator": "In", "values": ["true"]}]}]
 
 
 def test_root_with_sys_admin_only_while_profiling():
-    _, _, container = exporter(dx.objects(settings(), CLUSTER))
+    _unused, _unused, container = exporter(dx.objects(settings(), CLUSTER))
     context = container["securityContext"]
     assert context["runAsUser"] == 0 and context["runAsNonRoot"] is False
     assert context["allowPrivilegeEscalation"] is False
     assert context["capabilities"] == {"drop": ["ALL"], "add": ["SYS_ADMIN"]}
     assert "privileged" not in context
-    _, spec, _ = exporter(dx.objects(settings(), CLUSTER))
+    _unused, spec, _unused = exporter(dx.objects(settings(), CLUSTER))
     assert spec["securityContext"] == {"seccompProfile": {"type": "RuntimeDefault"}}
-    _, _, off = exporter(dx.objects(settings(profiling=False), CLUSTER))
+    _unused, _unused, off = exporter(dx.objects(settings(profiling=False), CLUSTER))
     assert off["securityContext"]["capabilities"] == {"drop": ["ALL"]}
     assert off["securityContext"]["runAsUser"] == 0
 
@@ -179,13 +179,13 @@ def test_host_paths_read_only_and_the_counters_file_passed_with_f():
     assert {m["mountPath"] for m in container["volumeMounts"]} == {"/var/lib/kubelet/pod-resources", dx.COUNTERS_DIR}
     assert container["args"] == ["-f", "/etc/dcgm-exporter/gpunode/counters.csv"]
     assert [v for v in spec["volumes"] if "hostPath" in v] == [volumes["pod-gpu-resources"]]
-    _, moved, mounted = exporter(dx.objects(settings(pod_resources_path="/var/lib/k0s/kubelet/pod-resources"), CLUSTER))
+    _unused, moved, mounted = exporter(dx.objects(settings(pod_resources_path="/var/lib/k0s/kubelet/pod-resources"), CLUSTER))
     assert moved["volumes"][0]["hostPath"]["path"] == "/var/lib/k0s/kubelet/pod-resources"
     assert mounted["volumeMounts"][0]["mountPath"] == "/var/lib/kubelet/pod-resources"  # where the exporter looks
 
 
 def test_port_env_probes_and_resources():
-    _, _, container = exporter(dx.objects(settings(), CLUSTER))
+    _unused, _unused, container = exporter(dx.objects(settings(), CLUSTER))
     assert container["ports"] == [{"name": "metrics", "containerPort": 9400, "protocol": "TCP"}]
     variables = env(container)
     assert variables["DCGM_EXPORTER_LISTEN"] == ":9400"
@@ -197,7 +197,7 @@ def test_port_env_probes_and_resources():
         assert probe["httpGet"] == {"path": "/health", "port": 9400, "scheme": "HTTP"}
     assert container["resources"] == {"requests": {"cpu": "100m", "memory": "128Mi"}}
     other = dx.objects(settings(**MATRIX["remote_hostengine"]), CLUSTER)
-    _, _, moved = exporter(other)
+    _unused, _unused, moved = exporter(other)
     assert moved["ports"][0]["containerPort"] == 9500 and env(moved)["DCGM_EXPORTER_LISTEN"] == ":9500"
     assert moved["livenessProbe"]["httpGet"]["port"] == 9500
     assert moved["args"] == ["-f", dx.COUNTERS_PATH, "-r", "localhost:5555"]
@@ -208,7 +208,7 @@ def test_port_env_probes_and_resources():
 
 def test_service_selects_the_exporter_pods():
     objects = dx.objects(settings(), CLUSTER)
-    ds, _, _ = exporter(objects)
+    ds, _unused, _unused = exporter(objects)
     (svc,) = by_kind(objects, "Service")
     assert svc["spec"]["type"] == "ClusterIP"
     assert svc["spec"]["selector"] == ds["spec"]["selector"]["matchLabels"]
@@ -237,7 +237,7 @@ def test_pod_label_rbac_is_cluster_wide_read_only_and_only_with_pod_labels():
     assert not [o for o in plain if o["kind"].endswith("Role") or o["kind"].endswith("RoleBinding")]
     (account,) = by_kind(plain, "ServiceAccount")
     assert account["automountServiceAccountToken"] is False
-    _, spec, _ = exporter(plain)
+    _unused, spec, _unused = exporter(plain)
     assert spec["automountServiceAccountToken"] is False and spec["serviceAccountName"] == "nvidia-dcgm-exporter"
 
     objects = dx.objects(settings(pod_labels=True), CLUSTER)
@@ -247,7 +247,7 @@ def test_pod_label_rbac_is_cluster_wide_read_only_and_only_with_pod_labels():
     assert role["rules"] == [{"apiGroups": [""], "resources": ["pods"], "verbs": ["get", "list", "watch"]}]
     assert binding["subjects"] == [{"kind": "ServiceAccount", "name": "nvidia-dcgm-exporter", "namespace": "nvidia-gpu"}]
     (account,) = by_kind(objects, "ServiceAccount")
-    _, spec, container = exporter(objects)
+    _unused, spec, container = exporter(objects)
     assert account["automountServiceAccountToken"] is True and spec["automountServiceAccountToken"] is True
     assert env(container)["DCGM_EXPORTER_KUBERNETES_ENABLE_POD_LABELS"] == "true"
     kinds = [o["kind"] for o in objects]
@@ -256,7 +256,7 @@ def test_pod_label_rbac_is_cluster_wide_read_only_and_only_with_pod_labels():
 
 def test_checksum_rolls_the_pods_on_a_counter_change_only():
     def annotation(**overrides):
-        ds, _, _ = exporter(dx.objects(settings(**overrides), CLUSTER))
+        ds, _unused, _unused = exporter(dx.objects(settings(**overrides), CLUSTER))
         return ds["spec"]["template"]["metadata"]["annotations"][ko.CHECKSUM_ANNOTATION]
 
     base = annotation()
@@ -323,7 +323,7 @@ BAD = [
 ]
 
 
-@pytest.mark.parametrize(("overrides", "message"), BAD, ids=[m for _, m in BAD])
+@pytest.mark.parametrize(("overrides", "message"), BAD, ids=[m for _unused, m in BAD])
 def test_bad_input_is_refused_naming_the_variable(overrides, message):
     found = dx.problems(settings(**overrides), CLUSTER)
     assert len(found) == 1, found

@@ -196,8 +196,8 @@ def test_capabilities_only_when_needed():
 
 
 def test_checksum_rolls_the_pods_on_a_config_change_only():
-    def checksum(settings, cluster=CLUSTER):
-        return plugin_ds(dp.objects(settings, cluster))["spec"]["template"]["metadata"]["annotations"][ko.CHECKSUM_ANNOTATION]
+    def checksum(settings, cluster=None):
+        return plugin_ds(dp.objects(settings, cluster or CLUSTER))["spec"]["template"]["metadata"]["annotations"][ko.CHECKSUM_ANNOTATION]
     base = dict(DEFAULTS, node_configs={})
     assert checksum(base) == checksum(dict(base))
     assert checksum(base) != checksum(dict(base, configs={"default": {"device_id_strategy": "index"}}))
@@ -218,7 +218,7 @@ def test_max_unavailable_from_the_role_or_the_cluster():
 def test_mps_adds_the_control_daemon_on_mps_capable_nodes():
     objects = build("mps_2")
     assert kinds(objects)[-2:] == [("DaemonSet", dp.NAME), ("DaemonSet", dp.MPS_NAME)]
-    assert dp.MPS_NAME not in [n for _, n in kinds(build("time_slicing_4"))]
+    assert dp.MPS_NAME not in [n for _unused, n in kinds(build("time_slicing_4"))]
     mps = objects[-1]
     spec = mps["spec"]["template"]["spec"]
     assert spec["nodeSelector"] == {"nvidia.com/mps.capable": "true"}

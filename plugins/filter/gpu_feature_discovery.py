@@ -10,6 +10,7 @@ tests/unit/plugins/plugin_utils/test_k8s_gpu_feature_discovery.py).
 from __future__ import absolute_import, division, print_function
 
 from ansible_collections.gpunode.nvidia.plugins.plugin_utils import k8s_gpu_feature_discovery as gfd
+from ansible_collections.gpunode.nvidia.plugins.plugin_utils import k8s_objects
 
 
 def gpu_feature_discovery_objects(settings, cluster):
@@ -24,9 +25,25 @@ def gpu_feature_discovery_published(settings, cluster):
     return gfd.published(settings, cluster)
 
 
+def gpu_feature_discovery_nfd(choice, crd_result):
+    """auto -> existing where the cluster has NFD's NodeFeature CRD and it is not ours, else deploy.
+
+    ``crd_result``: kubernetes.core.k8s_info of the CRD nodefeatures.nfd.k8s-sigs.io ({} or skipped
+    when nothing was read, as in render mode, where auto deploys).
+    """
+    if choice != "auto":
+        return choice
+    for crd in (crd_result or {}).get("resources") or []:
+        labels = (crd.get("metadata") or {}).get("labels") or {}
+        if labels.get("app.kubernetes.io/managed-by") != k8s_objects.MANAGER:
+            return "existing"
+    return "deploy"
+
+
 class FilterModule(object):
     def filters(self):
         return {
+            "gpu_feature_discovery_nfd": gpu_feature_discovery_nfd,
             "gpu_feature_discovery_objects": gpu_feature_discovery_objects,
             "gpu_feature_discovery_problems": gpu_feature_discovery_problems,
             "gpu_feature_discovery_published": gpu_feature_discovery_published,

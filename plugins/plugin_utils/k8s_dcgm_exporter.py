@@ -178,8 +178,6 @@ def objects(settings, cluster):
     ]
     spec = ko.pod_spec(cluster, NAME, [container(settings, cluster)], volumes=volumes, extra={
         "automountServiceAccountToken": _uses_api(settings),
-        # The runtime's default syscall filter; it opens what CAP_SYS_ADMIN needs when that is added.
-        "securityContext": {"seccompProfile": {"type": "RuntimeDefault"}},
         # A SIGKILLed exporter has frozen GPUs (NVIDIA/dcgm-exporter#84): time to stop cleanly.
         "terminationGracePeriodSeconds": 60,
     })

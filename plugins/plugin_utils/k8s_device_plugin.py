@@ -54,8 +54,6 @@ CONFIG_DEFAULTS = {"mig_strategy": "none", "fail_on_init_error": True, "device_l
                    "device_id_strategy": "uuid", "time_slicing": None, "mps": None}
 # A ConfigMap key and a label value both (the config-manager reads the label, then the key).
 CONFIG_NAME = re.compile(r"^[a-z0-9]([-a-z0-9.]*[a-z0-9])?$")
-# The runtime's default seccomp profile for every container that is not privileged.
-POD_SECURITY = {"seccompProfile": {"type": "RuntimeDefault"}}
 PERCENT = re.compile(r"^[1-9][0-9]?%$|^100%$")
 
 
@@ -209,7 +207,7 @@ def _plugin_daemonset(settings, cluster, image, data):
     init, sidecar = _config_managers(settings, image, PLUGIN_PROCESS)
     spec = ko.pod_spec(cluster, NAME, [plugin, sidecar], init_containers=[init],
                        volumes=volumes + ko.config_volumes(CONFIG_MAP),
-                       extra={"shareProcessNamespace": True, "securityContext": dict(POD_SECURITY)})
+                       extra={"shareProcessNamespace": True})
     return ko.daemonset(NAME, cluster, COMPONENT, spec, checksum_of=data, max_unavailable=_max_unavailable(settings))
 
 
@@ -240,7 +238,7 @@ def _mps_daemonset(settings, cluster, image, data):
     }
     # hostPID (the chart's mps.enableHostPID, default true) lets the MPS server find its own PID as the
     # driver sees it; without it the pod shares one process namespace for the sidecar's signal.
-    extra = {"nodeSelector": {MPS_CAPABLE: "true"}, "securityContext": dict(POD_SECURITY)}
+    extra = {"nodeSelector": {MPS_CAPABLE: "true"}}
     extra["hostPID" if settings["mps_host_pid"] else "shareProcessNamespace"] = True
     spec = ko.pod_spec(cluster, NAME, [daemon, sidecar], init_containers=[mount_shm, init],
                        volumes=[root_volume, shm_volume] + ko.config_volumes(CONFIG_MAP), extra=extra)

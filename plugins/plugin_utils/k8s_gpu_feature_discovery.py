@@ -33,7 +33,9 @@ PREFIX = "gpu_feature_discovery_"
 NAME = "gpu-feature-discovery"
 PROCESS = "gpu-feature-discovery"
 MIG_STRATEGIES = ("none", "single", "mixed")
-NFD_CHOICES = ("deploy", "existing")
+# auto: the role looks for NFD's NodeFeature CRD in the cluster (apply mode) and resolves to
+# existing where one not of ours is there, else deploy; the builder sees auto only in render mode.
+NFD_CHOICES = ("auto", "deploy", "existing")
 CONFIG_FILE = "/config/config.yaml"
 OUTPUT_FILE = k8s_nfd.FEATURES_DIR + "/gfd"
 DRIVER_ROOT_CTR = "/driver-root"
@@ -152,7 +154,7 @@ def _rules(settings):
 def objects(settings, cluster):
     """Every object in apply order: NFD's CRDs, accounts, RBAC and configuration (when deployed),
     GFD's account and RBAC, then the workloads (nfd-master, nfd-worker, GFD)."""
-    deploy = settings["nfd"] == "deploy"
+    deploy = settings["nfd"] in ("deploy", "auto")
     found = k8s_nfd.setup_objects(cluster, settings["nfd_image"]) if deploy else []
     cluster_wide, namespaced = _rules(settings)
     if cluster_wide or namespaced:
@@ -171,8 +173,8 @@ def problems(settings, cluster):
     found = ko.image_problems(PREFIX + "image", settings.get("image"))
     nfd = settings.get("nfd")
     if nfd not in NFD_CHOICES:
-        found.append("%snfd is %r: deploy (a pinned NFD from this role) or existing (the cluster's own)" % (PREFIX, nfd))
-    elif nfd == "deploy":
+        found.append("%snfd is %r: auto, deploy (a pinned NFD from this role) or existing (the cluster's own)" % (PREFIX, nfd))
+    elif nfd in ("deploy", "auto"):
         found += ko.image_problems(PREFIX + "nfd_image", settings.get("nfd_image"))
     interval = str(settings.get("sleep_interval") or "")
     if not DURATION.match(interval) or not re.search(r"[1-9]", interval):
@@ -186,7 +188,7 @@ def problems(settings, cluster):
         path = str(settings.get("features_dir") or "")
         if not posixpath.isabs(path) or posixpath.normpath(path) == "/":
             found.append("%sfeatures_dir is %r: the absolute host directory nfd-worker reads features from" % (PREFIX, path))
-        elif nfd == "deploy" and posixpath.normpath(path) != k8s_nfd.FEATURES_DIR:
+        elif nfd in ("deploy", "auto") and posixpath.normpath(path) != k8s_nfd.FEATURES_DIR:
             found.append("%sfeatures_dir is %r: the NFD this role deploys reads %s"
                          % (PREFIX, path, k8s_nfd.FEATURES_DIR))
     root = settings.get("driver_root")
@@ -200,7 +202,7 @@ def problems(settings, cluster):
 
 def published(settings, cluster):
     strategy, by_env, mig = mig_strategy(settings)
-    deployed = settings["nfd"] == "deploy"
+    deployed = settings["nfd"] in ("deploy", "auto")
     labels = list(LABELS) + (["nvidia.com/mig.strategy"] if strategy != "none" else [])
     notes = []
     if not deployed and settings["use_node_feature_api"]:

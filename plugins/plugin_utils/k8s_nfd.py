@@ -194,6 +194,7 @@ def master(cluster, image):
     spec = {
         "serviceAccountName": MASTER,
         "enableServiceLinks": False,
+        "securityContext": {"seccompProfile": dict(ko.POD_SECURITY["seccompProfile"])},
         # It runs anywhere; the control plane is preferred and tolerated, as upstream does.
         "affinity": {"nodeAffinity": {"preferredDuringSchedulingIgnoredDuringExecution": [
             {"weight": 1, "preference": {"matchExpressions": [{"key": CONTROL_PLANE, "operator": "Exists"}]}}]}},

@@ -29,6 +29,8 @@ MANAGER = "gpunode.nvidia"
 CHECKSUM_ANNOTATION = "gpunode.nvidia/config-checksum"
 GPU_PRESENT = "nvidia.com/gpu.present"
 NFD_PCI_NVIDIA = "feature.node.kubernetes.io/pci-10de.present"
+# The runtime's default syscall filter for every pod (it opens what an added capability needs).
+POD_SECURITY = {"seccompProfile": {"type": "RuntimeDefault"}}
 # The device plugin's per-node choice of configuration (upstream's label).
 CONFIG_LABEL = "nvidia.com/device-plugin.config"
 # What a small helper container (config-manager: one informer on its own Node) asks for.
@@ -136,6 +138,7 @@ def pod_spec(cluster, service_account, containers, *, volumes=(), init_container
     if service_account is None:
         spec = {"automountServiceAccountToken": False}
     spec.update({
+        "securityContext": {"seccompProfile": dict(POD_SECURITY["seccompProfile"])},
         "affinity": node_affinity(cluster),
         "tolerations": list(cluster.get("tolerations") or []),
     })

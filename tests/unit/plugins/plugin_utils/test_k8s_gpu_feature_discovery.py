@@ -343,7 +343,7 @@ def test_published_names_the_labels_validate_checks():
 
 
 @pytest.mark.parametrize("over, message", [
-    ({"nfd": "helm"}, "gpu_feature_discovery_nfd is 'helm': deploy"),
+    ({"nfd": "helm"}, "gpu_feature_discovery_nfd is 'helm': auto, deploy"),
     ({"sleep_interval": "60"}, "gpu_feature_discovery_sleep_interval is '60'"),
     ({"sleep_interval": "0s"}, "above zero"),
     ({"sleep_interval": "1 m"}, "a Go duration"),
@@ -366,3 +366,14 @@ def test_good_durations_and_an_unused_nfd_image_pass():
     for interval in ("60s", "5m", "1h30m", "1.5h", "500ms"):
         assert gfd.problems(dict(SETTINGS, sleep_interval=interval), CLUSTER) == [], interval
     assert gfd.problems(dict(SETTINGS, nfd="existing", nfd_image={}), CLUSTER) == []
+
+
+def test_nfd_auto_uses_a_cluster_nfd_that_is_not_ours():
+    from ansible_collections.gpunode.nvidia.plugins.filter.gpu_feature_discovery import gpu_feature_discovery_nfd as choose
+    theirs = {"resources": [{"metadata": {"name": "nodefeatures.nfd.k8s-sigs.io", "labels": {"app.kubernetes.io/managed-by": "Helm"}}}]}
+    ours = {"resources": [{"metadata": {"name": "nodefeatures.nfd.k8s-sigs.io", "labels": {"app.kubernetes.io/managed-by": "gpunode.nvidia"}}}]}
+    assert choose("auto", theirs) == "existing"
+    assert choose("auto", ours) == "deploy"
+    assert choose("auto", {"resources": []}) == "deploy"
+    assert choose("auto", {"skipped": True}) == "deploy"
+    assert choose("existing", {}) == "existing"

@@ -70,3 +70,9 @@ def test_security_context_drops_everything_it_does_not_add():
     assert ko.security_context() == {"allowPrivilegeEscalation": False, "capabilities": {"drop": ["ALL"]}}
     assert ko.security_context(add=["SYS_ADMIN"])["capabilities"]["add"] == ["SYS_ADMIN"]
     assert ko.security_context(privileged=True) == {"privileged": True}
+
+
+def test_every_pod_gets_the_runtime_default_seccomp_profile():
+    spec = ko.pod_spec(CLUSTER, "sa", [])
+    assert spec["securityContext"] == {"seccompProfile": {"type": "RuntimeDefault"}}
+    assert spec["securityContext"]["seccompProfile"] is not ko.POD_SECURITY["seccompProfile"]

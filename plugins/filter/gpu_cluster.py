@@ -12,8 +12,8 @@ import re
 
 from ansible_collections.gpunode.nvidia.plugins.plugin_utils import k8s_objects
 from ansible_collections.gpunode.nvidia.plugins.plugin_utils.published import host_fact
+from ansible_collections.gpunode.nvidia.plugins.plugin_utils.role_inputs import DNS_LABEL, namespace_problem
 
-DNS_LABEL = re.compile(r"^[a-z0-9]([-a-z0-9]{0,61}[a-z0-9])?$")
 # A Kubernetes node name is a DNS-1123 subdomain.
 DNS_SUBDOMAIN = re.compile(r"^(?=.{1,253}$)[a-z0-9]([-a-z0-9]*[a-z0-9])?(\.[a-z0-9]([-a-z0-9]*[a-z0-9])?)*$")
 PERCENT = re.compile(r"^([1-9][0-9]?|100)%$")
@@ -56,10 +56,9 @@ def gpu_cluster_nodes(hostvars, hosts, node_name_var="gpu_cluster_node_name"):
 def gpu_cluster_problems(inputs):
     """Problems of the gpu_cluster role's inputs, one line each, naming the variable."""
     found = []
-    namespace = inputs.get("namespace")
-    if not isinstance(namespace, str) or not DNS_LABEL.match(namespace):
-        found.append("gpu_cluster_namespace is %r: a namespace is a DNS-1123 label (lower-case letters, digits and '-',"
-                     " at most 63, starting and ending with a letter or digit), such as nvidia-gpu" % (namespace,))
+    problem = namespace_problem("gpu_cluster_namespace", inputs.get("namespace"))
+    if problem:
+        found.append(problem)
     runtime_class = inputs.get("runtime_class")
     if runtime_class and not (isinstance(runtime_class, str) and DNS_SUBDOMAIN.match(runtime_class)):
         found.append("gpu_cluster_runtime_class is %r: a RuntimeClass name is a DNS-1123 subdomain, such as nvidia" % (runtime_class,))

@@ -158,6 +158,13 @@ def _cdi_devices(name, value):
     return None
 
 
+def namespace_problem(name, value):
+    if isinstance(value, str) and DNS_LABEL.match(value):
+        return None
+    return ("%s is %r: a namespace is a DNS-1123 label (lower-case letters, digits and '-', at most 63, starting and"
+            " ending with a letter or digit), such as nvidia-gpu" % (name, value))
+
+
 # One check a variable, for what argument specs cannot say. Each returns a problem or None.
 CHECKS = {
     "preflight_min_gpus": lambda n, v: _at_least(n, v, 0),
@@ -191,9 +198,7 @@ CHECKS = {
     "validate_cuda_devices": _device_indexes,
     "validate_cuda_cdi_devices": _cdi_devices,
     "validate_cuda_timeout": lambda n, v: _at_least(n, v, 1),
-    "gpu_cluster_namespace": lambda n, v: (
-        None if isinstance(v, str) and DNS_LABEL.match(v) else
-        "%s is %r: a namespace is a DNS-1123 label (lower-case letters, digits and '-', at most 63), such as nvidia-gpu" % (n, v)),
+    "gpu_cluster_namespace": namespace_problem,
 }
 
 

@@ -11,16 +11,10 @@ from ansible_collections.gpunode.nvidia.plugins.plugin_utils import k8s_dcgm_exp
 from ansible_collections.gpunode.nvidia.plugins.plugin_utils import k8s_objects as ko
 
 from ...conftest import ROOT
+from .k8s_cluster import CLUSTER
 
 ROLE = os.path.join(ROOT, "roles", "dcgm_exporter")
 DIGEST = "sha256:" + "cd" * 32
-CLUSTER = {
-    "namespace": "nvidia-gpu", "registry": "", "image_pull_secrets": [], "runtime_class": "nvidia",
-    "runtime_class_handler": "nvidia", "use_runtime_class": True,
-    "tolerations": [{"key": "nvidia.com/gpu", "operator": "Exists", "effect": "NoSchedule"}],
-    "priority_class": "system-node-critical", "node_selection": "either", "max_unavailable": 1, "labels": {},
-    "cdi_enabled": False, "mig_enabled": False,
-}
 
 # Every variable set the role takes: {case: settings overrides}; the matrix test validates each
 # case's objects (kubernetes-validate strict, checkov). MATRIX_CLUSTER: the cluster overrides a case needs.

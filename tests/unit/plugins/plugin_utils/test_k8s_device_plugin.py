@@ -9,15 +9,9 @@ from ansible_collections.gpunode.nvidia.plugins.plugin_utils import k8s_device_p
 from ansible_collections.gpunode.nvidia.plugins.plugin_utils import k8s_objects as ko
 
 from ...conftest import ROOT
+from .k8s_cluster import CLUSTER
 
 DIGEST = "sha256:" + "0f" * 32
-CLUSTER = {
-    "namespace": "nvidia-gpu", "registry": "", "image_pull_secrets": [], "runtime_class": "nvidia",
-    "runtime_class_handler": "nvidia", "use_runtime_class": True,
-    "tolerations": [{"key": "nvidia.com/gpu", "operator": "Exists", "effect": "NoSchedule"}],
-    "priority_class": "system-node-critical", "node_selection": "either", "max_unavailable": 1, "labels": {},
-    "cdi_enabled": False, "mig_enabled": False,
-}
 
 with open(os.path.join(ROOT, "roles", "device_plugin", "defaults", "main.yml")) as _handle:
     DEFAULTS = {k[len("device_plugin_"):]: v for k, v in yaml.safe_load(_handle).items()}

@@ -10,16 +10,10 @@ from ansible_collections.gpunode.nvidia.plugins.plugin_utils import k8s_nfd as n
 from ansible_collections.gpunode.nvidia.plugins.plugin_utils import k8s_objects as ko
 
 from ...conftest import ROOT
+from .k8s_cluster import CLUSTER
 
 DEFAULTS = yaml.safe_load(open(os.path.join(ROOT, "roles", "gpu_feature_discovery", "defaults", "main.yml")))
 SETTINGS = dict({k[len(gfd.PREFIX):]: v for k, v in DEFAULTS.items()}, device_plugin={})
-CLUSTER = {
-    "namespace": "nvidia-gpu", "registry": "", "image_pull_secrets": [], "runtime_class": "nvidia",
-    "runtime_class_handler": "nvidia", "use_runtime_class": True,
-    "tolerations": [{"key": "nvidia.com/gpu", "operator": "Exists", "effect": "NoSchedule"}],
-    "priority_class": "system-node-critical", "node_selection": "either", "max_unavailable": 1, "labels": {},
-    "cdi_enabled": False, "mig_enabled": False,
-}
 DIGEST = "sha256:" + "0a" * 32
 TIME_SLICING = {"config_map": "nvidia-device-plugin-configs", "default_config": "ts4",
                 "config_checksum": "c" * 64, "mig_strategy": "none", "mig_strategies": ["none"]}

@@ -1,13 +1,8 @@
 """The pieces every Kubernetes role builds its objects from."""
 
 from ansible_collections.gpunode.nvidia.plugins.plugin_utils import k8s_objects as ko
+from .k8s_cluster import CLUSTER
 
-CLUSTER = {
-    "namespace": "nvidia-gpu", "registry": "", "image_pull_secrets": [], "runtime_class": "nvidia",
-    "runtime_class_handler": "nvidia", "use_runtime_class": True,
-    "tolerations": [{"key": "nvidia.com/gpu", "operator": "Exists", "effect": "NoSchedule"}],
-    "priority_class": "system-node-critical", "node_selection": "either", "max_unavailable": 1, "labels": {},
-}
 IMAGE = {"registry": "nvcr.io/nvidia", "repository": "k8s-device-plugin", "tag": "v0.20.0", "digest": ""}
 DIGEST = "sha256:" + "ab" * 32
 

@@ -37,13 +37,17 @@ def device_plugin_node_configs(hostvars, cluster, var="device_plugin_node_config
 
 
 def device_plugin_node_labels(settings, cluster):
-    """Partial Node objects that set each configured GPU node's nvidia.com/device-plugin.config (apply mode)."""
+    """Partial Node objects, one per GPU node, with its nvidia.com/device-plugin.config where it has one (apply mode).
+
+    Every GPU node gets one, also without a config: server-side apply drops a label only when the
+    same field manager applies the node again without it, so a config taken away is removed.
+    """
     if cluster.get("mode") != "apply":
         return []
-    names = dict((n["node_name"], n) for n in (cluster.get("nodes") or {}).values())
+    configs = settings.get("node_configs") or {}
     return k8s_objects.node_label_patches(dict(
-        (node, {"gpus": (names.get(node) or {}).get("gpus", 1), "config": config})
-        for node, config in sorted((settings.get("node_configs") or {}).items())))
+        (n["node_name"], {"gpus": n["gpus"], "config": configs.get(n["node_name"], "")})
+        for n in (cluster.get("nodes") or {}).values()))
 
 
 class FilterModule(object):

@@ -182,6 +182,8 @@ def gpu_cluster_report(outcome):
             name, len(outcome.get("files") or []), len(outcome.get("changed_files") or []), len(outcome.get("removed_files") or []))
     if outcome.get("mode") != "apply":
         return "%s: nothing applied or rendered" % name
+    if outcome.get("failed"):
+        return "%s: apply FAILED: %s" % (name, outcome.get("msg") or "no message")
     parts = ["%s %s ready %s/%s, updated %s" % ("DaemonSet", ds, r.get("ready"), r.get("desired"), r.get("updated"))
              for ds, r in sorted((outcome.get("rollout") or {}).items())]
     changed = " (changed)" if outcome.get("changed") else ""

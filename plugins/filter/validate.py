@@ -328,7 +328,8 @@ def validate_cuda_stage(result, image=None, check_mode=False, bindings_skipped=N
 def validate_k8s_published(hostvars, hosts):
     """What the Kubernetes roles published on the first of ``hosts`` that ran them (None each where none did)."""
     return {"device_plugin": first_fact(hostvars, hosts, "gpunode_device_plugin"),
-            "gpu_feature_discovery": first_fact(hostvars, hosts, "gpunode_gpu_feature_discovery")}
+            "gpu_feature_discovery": first_fact(hostvars, hosts, "gpunode_gpu_feature_discovery"),
+            "gpu_cluster": first_fact(hostvars, hosts, "gpunode_gpu_cluster")}
 
 
 def validate_plugin_expected(published, node_name, gpu_count, resource="nvidia.com/gpu", minimum=1):

@@ -253,6 +253,8 @@ def master_rules():
     return [
         ko.rule([""], ["namespaces"], ["list", "watch"]),
         ko.rule([""], ["nodes"], ["get", "list", "patch", "update"]),
+        # NodeFeatureRules may add extended resources, which live in the node's status.
+        ko.rule([""], ["nodes/status"], ["get", "patch", "update"]),
         ko.rule([GROUP], ["nodefeatures", "nodefeaturerules"], ["get", "list", "watch"]),
         ko.rule([GROUP], ["nodefeaturegroups"], ["get", "list", "watch", "update"]),
         ko.rule([GROUP], ["nodefeaturegroups/status"], ["patch", "update"]),

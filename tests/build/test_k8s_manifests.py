@@ -197,7 +197,7 @@ def test_rbac_is_least_privilege():
         if obj["kind"] == "ClusterRole":
             resources = set(r for rule in obj["rules"] for r in rule["resources"])
             # Cluster-wide reads of nodes (the config-manager, GFD, NFD) and NFD's own cluster-scoped kinds.
-            assert resources <= {"nodes", "namespaces", "nodefeatures", "nodefeaturerules", "nodefeaturegroups",
+            assert resources <= {"nodes", "nodes/status", "namespaces", "nodefeatures", "nodefeaturerules", "nodefeaturegroups",
                                  "nodefeaturegroups/status"}, (obj["metadata"]["name"], resources)
     # The exporter reads no API unless pod labels are asked for.
     assert not [o for o in objects["dcgm_exporter"] if o["kind"] in ("ClusterRole", "Role")]

@@ -20,6 +20,11 @@ def test_site_syntax_with_the_example_inventory():
     assert "playbook: playbooks/site.yml" in out
 
 
+def test_kubernetes_syntax_with_the_example_inventory():
+    out = run("ansible-playbook", "--syntax-check", "-i", INVENTORY, "playbooks/site.yml", "playbooks/kubernetes.yml")
+    assert "playbook: playbooks/kubernetes.yml" in out
+
+
 def test_example_inventory_groups_and_vars():
     data = json.loads(run("ansible-inventory", "-i", INVENTORY, "--list"))
     assert set(data["gpu_nodes"]["hosts"]) == {"gpu-a01", "gpu-a02", "gpu-b01"}

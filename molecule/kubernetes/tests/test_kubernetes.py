@@ -67,3 +67,17 @@ def test_apply_path_reached_the_cluster():
     apps = kubernetes.client.AppsV1Api()
     names = [d.metadata.name for d in apps.list_namespaced_daemon_set("nvidia-gpu").items]
     assert {"nvidia-device-plugin", "gpu-feature-discovery", "nvidia-dcgm-exporter"} <= set(names)
+
+
+def test_the_plugin_stage_ran_after_the_cluster_roles_and_says_why_it_skipped():
+    import json
+    reports = glob.glob(os.path.join(os.environ["MOLECULE_EPHEMERAL_DIRECTORY"], "validate-reports", "*.json"))
+    assert [os.path.basename(p) for p in reports] == ["mol-k8s-bookworm.json"]
+    with open(reports[0]) as handle:
+        report = json.load(handle)
+    plugin = [s for s in report["stages"] if s["stage"] == "plugin"]
+    if os.environ.get("GPUNODE_KUBECONFIG"):
+        assert plugin and plugin[0]["status"] in ("pass", "fail")
+    else:
+        assert plugin == [{"stage": "plugin", "status": "skip", "details": {},
+                           "reason": "no kubeconfig given (validate_kubeconfig) and no cluster applied in this run: node capacity not checked"}]

@@ -86,3 +86,20 @@ def test_report_line_says_what_was_rolled_out():
     assert gc.gpu_cluster_report(outcome) == "dcgm-exporter: applied 2 object(s) (changed); DaemonSet dcgm-exporter ready 2/3, updated 3"
     rendered = {"component": "x", "mode": "render", "files": ["a", "b"], "changed_files": ["a"], "removed_files": []}
     assert gc.gpu_cluster_report(rendered) == "x: rendered 2 file(s), 1 changed, 0 removed"
+
+
+def test_a_failed_apply_is_reported_not_hidden():
+    outcome = gc.gpu_cluster_outcome({"failed": True, "msg": "Resource apply timed out"}, "device-plugin", [])
+    assert outcome["failed"] is True
+    assert gc.gpu_cluster_report(outcome) == "device-plugin: apply FAILED: Resource apply timed out"
+
+
+def test_device_plugin_labels_every_gpu_node_so_a_removed_config_is_taken_off():
+    from ansible_collections.gpunode.nvidia.plugins.filter.device_plugin import device_plugin_node_labels
+    cluster = gc.gpu_cluster_settings(dict(INPUTS, nodes=nodes()))
+    patches = device_plugin_node_labels({"node_configs": {"gpu-1": "ts4"}}, cluster)
+    by_node = dict((p["metadata"]["name"], p["metadata"]["labels"]) for p in patches)
+    assert by_node == {"gpu-1": {"nvidia.com/gpu.present": "true", "nvidia.com/device-plugin.config": "ts4"},
+                       "gpu-2.example": {"nvidia.com/gpu.present": "true"}}
+    rendered = gc.gpu_cluster_settings(dict(INPUTS, mode="render", nodes=nodes()))
+    assert device_plugin_node_labels({"node_configs": {"gpu-1": "ts4"}}, rendered) == []

@@ -133,7 +133,7 @@ def test_plugin_stage_skipped_without_kubeconfig(host):
         pytest.skip("blocked here")
     plugin = stages(host)["plugin"]
     assert plugin["status"] == "skip"
-    assert plugin["reason"] == "no kubeconfig given (validate_kubeconfig): node capacity not checked"
+    assert plugin["reason"] == "no kubeconfig given (validate_kubeconfig) and no cluster applied in this run: node capacity not checked"
 
 
 def test_validate_changed_nothing_on_the_node(host):

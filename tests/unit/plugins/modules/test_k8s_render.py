@@ -177,7 +177,7 @@ def test_colliding_names_get_their_namespace(capsys, tmp_path):
 
 
 @pytest.mark.parametrize(("objects", "message"), [
-    ([NAMESPACE, "not a dict"], "Elements value for option 'objects' is of type str"),  # the argument spec refuses it
+    ([NAMESPACE, "not a dict"], "Elements value for option 'objects' is of type"),  # the argument spec refuses it
     ([NAMESPACE, {"kind": "ConfigMap", "metadata": {"name": "x"}}], "objects[1] has no apiVersion"),
     ([{"apiVersion": "v1", "kind": "ConfigMap", "metadata": {}}], "objects[0] (kind ConfigMap) has no metadata.name"),
     ([{"apiVersion": "v1", "kind": "ConfigMap"}], "objects[0] (kind ConfigMap) has no metadata.name"),

@@ -6,30 +6,10 @@ the host's checkov venv cannot start, and checkov is the main line's tool only."
 import k8s_checks
 import pytest
 import yaml
+from unit.test_k8s_checks import DAEMONSET
 from unit.utils import run_module
 
 from ansible_collections.gpunode.nvidia.plugins.modules import k8s_render
-
-DAEMONSET = {
-    "apiVersion": "apps/v1",
-    "kind": "DaemonSet",
-    "metadata": {"name": "nvidia-device-plugin", "namespace": "gpu-operator", "labels": {"app": "nvidia-device-plugin"}},
-    "spec": {
-        "selector": {"matchLabels": {"app": "nvidia-device-plugin"}},
-        "template": {
-            "metadata": {"labels": {"app": "nvidia-device-plugin"}},
-            "spec": {
-                "containers": [{
-                    "name": "plugin",
-                    "image": "nvcr.io/nvidia/k8s-device-plugin:v0.17.4",
-                    "resources": {"limits": {"memory": "64Mi"}},
-                    "volumeMounts": [{"name": "plugins", "mountPath": "/var/lib/kubelet/device-plugins"}],
-                }],
-                "volumes": [{"name": "plugins", "hostPath": {"path": "/var/lib/kubelet/device-plugins"}}],
-            },
-        },
-    },
-}
 
 
 def test_checkov_finds_a_privileged_pod(tmp_path):

@@ -129,7 +129,7 @@ def config_version(data, path):
     if isinstance(value, bool) or not isinstance(value, int) or value not in CRI_PLUGIN_IDS:
         raise ConfigError(
             "%s declares config version %s; this module knows versions 1, 2 and 3 (containerd 1.x uses 2, 2.x uses 3). "
-            "Nothing was changed." % (path, toml_rw.format_value(value))
+            "Nothing was changed." % (path, toml_rw.type_name(value) if isinstance(value, (list, dict)) else toml_rw.format_value(value))
         )
     return value
 

@@ -46,7 +46,8 @@ def _table(parent, key, where):
     if value is None:
         return None
     if not isinstance(value, dict):
-        raise ConfigError("%s.%s must be a table, found %s; nothing was changed" % (where, key, toml_rw.format_value(value)))
+        # The type, not the value: a value there could hold anything, registry credentials included.
+        raise ConfigError("%s.%s must be a table, found %s; nothing was changed" % (where, key, toml_rw.type_name(value)))
     return value
 
 

@@ -22,6 +22,8 @@ import copy
 import math
 import re
 
+from ansible_collections.gpunode.nvidia.plugins.module_utils.secret_mask import is_secret_key
+
 BARE_KEY = re.compile(r"[A-Za-z0-9_-]+\Z")
 _BARE_CHARS = frozenset("ABCDEFGHIJKLMNOPQRSTUVWXYZabcdefghijklmnopqrstuvwxyz0123456789_-")
 _ESCAPES = {"b": "\b", "t": "\t", "n": "\n", "f": "\f", "r": "\r", '"': '"', "\\": "\\"}
@@ -157,10 +159,18 @@ class _Parser(object):
         self.key_spans = {}
         self.forms = {}
         self.aot_paths = set()
+        self.value_keys = []  # the key of each value being read, innermost last
 
     # ---- low-level scanning ----
     def error(self, message, pos=None):
         return TomlError(message, self.s, self.i if pos is None else pos)
+
+    def shown(self, text, quote=True):
+        """A piece of the value being read, for an error message: as written, unless a secret key holds it."""
+        secret = [key for key in self.value_keys if is_secret_key(key)]
+        if secret:
+            return "(not shown: %s holds a secret)" % format_key(secret[-1])
+        return repr(text) if quote else text
 
     def peek(self, offset=0):
         j = self.i + offset
@@ -342,7 +352,11 @@ class _Parser(object):
         self.i += 1
         self.skip_ws()
         value_start = self.i
-        value, items = self.value()
+        self.value_keys.append(keys[-1])
+        try:
+            value, items = self.value()
+        finally:
+            self.value_keys.pop()
         for key in keys[:-1]:
             if key not in table:
                 table[key] = {}
@@ -422,7 +436,7 @@ class _Parser(object):
         if _DEC_INT.match(token):
             body = token.lstrip("+-")
             if len(body) > 1 and body[0] == "0":
-                raise self.error("leading zeros are not allowed in %r" % token, start)
+                raise self.error("leading zeros are not allowed in %s" % self.shown(token), start)
             return int(token.replace("_", ""))
         prefixed = _PREFIXED_INT.get(token[:2])
         if prefixed and prefixed[0].match(token):
@@ -433,11 +447,11 @@ class _Parser(object):
             return float(token)
         if not token:
             raise self.error("expected a value", start)
-        raise self.error("invalid value %r" % token, start)
+        raise self.error("invalid value %s" % self.shown(token), start)
 
     def check_char(self, c):
         if (c < " " and c != "\t") or c == "\x7f":
-            raise self.error("control character %r must be escaped in a string" % c)
+            raise self.error("control character %s must be escaped in a string" % self.shown(c))
 
     def escape(self, multiline):
         """At a backslash inside a basic string: return the text it stands for."""
@@ -453,7 +467,7 @@ class _Parser(object):
                 raise self.error("\\%s needs %d hex digits" % (c, width))
             code = int(digits, 16)
             if code > 0x10FFFF or 0xD800 <= code <= 0xDFFF:
-                raise self.error("\\%s%s is not a Unicode scalar value" % (c, digits))
+                raise self.error("escape %s is not a Unicode scalar value" % self.shown("\\" + c + digits, quote=False))
             self.i += 1 + width
             return chr(code)
         if multiline:
@@ -466,7 +480,7 @@ class _Parser(object):
                 while self.i < self.n and (self.s[self.i] in " \t\n" or self.s.startswith("\r\n", self.i)):
                     self.i += 1
                 return ""
-        raise self.error("unknown escape \\%s" % c)
+        raise self.error("unknown escape %s" % self.shown("\\" + c, quote=False))
 
     def basic_string(self):
         self.i += 1

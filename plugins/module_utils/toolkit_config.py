@@ -16,6 +16,7 @@ from __future__ import absolute_import, division, print_function
 from ansible.module_utils.parsing.convert_bool import boolean
 
 from ansible_collections.gpunode.nvidia.plugins.module_utils import toml_rw
+from ansible_collections.gpunode.nvidia.plugins.module_utils.secret_mask import is_secret_key, mask_data
 # The project's reading of a TOML file: text or None, and a clear message for malformed TOML.
 from ansible_collections.gpunode.nvidia.plugins.module_utils.containerd_config import ConfigError, parse_config
 
@@ -189,7 +190,12 @@ def plan(path, text, items, create=False):
         if found and not _same_type(old, value):
             line = doc.key_line(key)
             want = TYPE_WORDS.get(expected_type(name)) or toml_rw.type_name(value)
-            held = "as a table" if isinstance(old, dict) else "= %s, %s" % (toml_rw.format_value(old), toml_rw.type_name(old))
+            if isinstance(old, dict):
+                held = "as a table"
+            elif is_secret_key(key[-1]):
+                held = "as %s (its value not shown: a secret)" % toml_rw.type_name(old)
+            else:
+                held = "= %s, %s" % (toml_rw.format_value(mask_data(old)), toml_rw.type_name(old))
             problems.append("%s holds %s %s%s, where %s is wanted" % (
                 path, name, held, " (line %d)" % line if line else "", want))
     if problems:
@@ -216,6 +222,6 @@ def plan(path, text, items, create=False):
     if result.mode not in MODES:
         result.warnings.append(
             "%s sets nvidia-container-runtime.mode = %s, which the runtime does not know (it knows %s)"
-            % (path, toml_rw.format_value(result.mode), ", ".join(MODES))
+            % (path, toml_rw.format_value(mask_data(result.mode)), ", ".join(MODES))
         )
     return result

@@ -60,7 +60,14 @@ attributes:
     description: Computes and reports the change (with a diff) without writing.
   diff_mode:
     support: full
-    description: Shows the change to the main configuration and to the drop-in.
+    description:
+      - Shows the change to the main configuration and to the drop-in.
+      - >-
+        Secret values are masked (registry passwords, C(auth) strings, tokens, C(Authorization) headers, the value of
+        any key named like a password, token, secret, credential, API key or private key, in comments too). The key
+        stays and its value reads V(<masked, unchanged>), V(<masked, changed: old>) before and V(<masked, changed: new>)
+        after, V(<masked, added>) or V(<masked, removed>); nothing of the secret is shown. The headers of a diff with
+        masked values say so.
 options:
   state:
     description: Whether the runtime is registered.
@@ -152,7 +159,9 @@ notes:
   - Before containerd 2.1 the drop-in holds a copy of the CRI plugin table. A later edit of that
     table in the main file is hidden by the copy until the module runs again; run it after every
     change of the main file (config managers that rewrite config.toml should run before it).
-  - The drop-in gets the main file's permissions, since it may copy registry credentials.
+  - The drop-in gets the main file's permissions, since it may copy registry credentials. Those stay out of what the
+    module returns - the diff masks them, and RV(runtime) and RV(effective) show the
+    value of a key named like a secret as V(<masked>).
 seealso:
   - name: containerd configuration
     description: containerd's config.toml(5), imports and config versions.
@@ -251,6 +260,7 @@ from ansible.module_utils.common.text.converters import to_native
 from ansible_collections.gpunode.nvidia.plugins.module_utils import containerd_config as cc
 from ansible_collections.gpunode.nvidia.plugins.module_utils import containerd_dropin
 from ansible_collections.gpunode.nvidia.plugins.module_utils import files
+from ansible_collections.gpunode.nvidia.plugins.module_utils import secret_mask
 from ansible_collections.gpunode.nvidia.plugins.module_utils import toml_rw
 from ansible_collections.gpunode.nvidia.plugins.module_utils.runner import make_runner
 
@@ -353,9 +363,10 @@ def check_effective(runner, params):
         return None, []
     rc, out, err = runner.run("--config", params["config_path"], "config", "dump")
     if rc != 0:
-        return None, ["containerd cannot load the configuration: %s" % (err.strip().splitlines() or ["rc %d" % rc])[-1]]
+        last = (err.strip().splitlines() or ["rc %d" % rc])[-1]
+        return None, ["containerd cannot load the configuration: %s" % secret_mask.mask_text(last)]
     try:
-        effective = cc.effective_runtime(out, params["name"])
+        effective = secret_mask.mask_data(cc.effective_runtime(out, params["name"]))
     except (toml_rw.TomlError, cc.ConfigError) as exc:
         return None, ["cannot read `containerd config dump`: %s" % to_native(exc)]
     problems = []
@@ -375,17 +386,20 @@ def check_effective(runner, params):
 
 
 def diffs(plan, params):
+    """Ansible's diffs of both files, secret values masked (config.toml, and the drop-in's copy of the CRI table, may hold registry credentials)."""
     out = []
     for path, before, after in (
         (params["config_path"], plan.main_before, plan.main_after),
         (params["dropin_path"], plan.dropin_before, plan.dropin_after),
     ):
         if before != after:
+            masked_before, masked_after, count = secret_mask.mask_diff(before, after)
+            note = secret_mask.NOTE if count else ""
             out.append({
-                "before_header": path if before is not None else "%s (absent)" % path,
-                "after_header": path if after is not None else "%s (absent)" % path,
-                "before": before or "",
-                "after": after or "",
+                "before_header": (path if before is not None else "%s (absent)" % path) + note,
+                "after_header": (path if after is not None else "%s (absent)" % path) + note,
+                "before": masked_before or "",
+                "after": masked_after or "",
             })
     return out
 
@@ -465,7 +479,7 @@ def main():
         cdi_left_off=cdi_left_off,
     )
     if semantics is not None:
-        result.update(plugin_id=plan.plugin_id, plugin_merge=plan.plugin_merge, runtime=plan.runtime)
+        result.update(plugin_id=plan.plugin_id, plugin_merge=plan.plugin_merge, runtime=secret_mask.mask_data(plan.runtime))
     if module._diff and plan.changed:
         result["diff"] = diffs(plan, params)
 

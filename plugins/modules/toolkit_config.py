@@ -62,6 +62,9 @@ options:
     default: false
 notes:
   - The runtime reads the file at every container start, so no restart is needed.
+  - The diff masks secret values (keys named C(auth), C(authorization), or like a password, token, secret, credential,
+    API key or private key, in comments too), as containerd_runtime does; the key stays, and the value says whether it
+    changed. The values of such keys in RV(settings) read V(<masked>).
   - The package's post-install script runs C(nvidia-ctk config --in-place) on upgrades, which rewrites the file in
     its own layout; run this module after toolkit installs and upgrades.
 seealso:
@@ -102,7 +105,9 @@ config_path:
   type: str
   sample: /etc/nvidia-container-runtime/config.toml
 settings:
-  description: The value of every key of O(settings) in the file after the change (in check mode, the value it would get).
+  description:
+    - The value of every key of O(settings) in the file after the change (in check mode, the value it would get).
+    - The value of a key named like a secret (a password, token, ...) reads V(<masked>).
   returned: always
   type: dict
   sample: {"nvidia-container-runtime.mode": "cdi", "nvidia-container-cli.no-cgroups": false}
@@ -135,6 +140,7 @@ from ansible.module_utils.common.text.converters import to_native
 from ansible_collections.gpunode.nvidia.plugins.module_utils import toolkit_config as tc
 from ansible_collections.gpunode.nvidia.plugins.module_utils.containerd_config import read_text
 from ansible_collections.gpunode.nvidia.plugins.module_utils.files import write_atomic
+from ansible_collections.gpunode.nvidia.plugins.module_utils.secret_mask import MASKED, NOTE, is_secret_key, mask_data, mask_diff
 
 CREATED_MODE = 0o644  # what the toolkit package gives the file
 
@@ -165,16 +171,18 @@ def main():
     result = dict(
         changed=plan.changed,
         config_path=path,
-        settings=plan.settings,
+        settings=dict((name, MASKED if is_secret_key(name.split(".")[-1]) else mask_data(value)) for name, value in plan.settings.items()),
         changed_keys=sorted(plan.changed_keys),
         mode=plan.mode,
     )
     if module._diff and plan.changed:
+        before, after, count = mask_diff(plan.before, plan.after)
+        note = NOTE if count else ""
         result["diff"] = {
-            "before_header": path if plan.before is not None else "%s (absent)" % path,
-            "after_header": path,
-            "before": plan.before or "",
-            "after": plan.after,
+            "before_header": (path if plan.before is not None else "%s (absent)" % path) + note,
+            "after_header": path + note,
+            "before": before or "",
+            "after": after,
         }
     if plan.changed and not module.check_mode:
         if plan.before is not None and module.params["backup"]:

@@ -6,12 +6,16 @@ and, for `config dump`, a file each test writes. molecule/containerd runs the
 module against the real containerd 1.6, 1.7 and 2.1.
 """
 
+import json
 import os
 import stat
+import uuid
 
 import pytest
 
 from ansible_collections.gpunode.nvidia.plugins.module_utils import containerd_config as cc
+from ansible_collections.gpunode.nvidia.plugins.module_utils import secret_mask as sm
+from ansible_collections.gpunode.nvidia.plugins.module_utils import toml_rw
 from ansible_collections.gpunode.nvidia.plugins.modules import containerd_runtime
 
 from ... import containerd_cases as cases
@@ -197,3 +201,186 @@ def test_a_node_configured_by_nvidia_ctk_is_taken_over_then_left_alone(node, cap
     assert not failed and undo["changed"]
     assert (read(args["config_path"]), read(args["dropin_path"])) == (main, earlier)
     assert any("stays registered" in w for w in warnings(undo))
+
+
+def test_backup_keeps_the_mode_of_config_toml(node, capsys):
+    """config.toml may hold registry credentials: its backup is as closed as it is."""
+    tmp_path, args = node
+    os.chmod(args["config_path"], 0o600)
+    failed, result = run_module(containerd_runtime.main, args, capsys)
+    assert not failed and result["changed"] and result["backup_file"]
+    assert stat.S_IMODE(os.stat(result["backup_file"]).st_mode) == 0o600
+
+
+# ---- issue 16: registry credentials stay out of the result ----
+
+# Where the registry settings live for each config version (containerd_config's CRI_PLUGIN_IDS hold the
+# runtimes; from version 3 the registry is in the images plugin).
+REGISTRY_PLUGIN = {1: "cri", 2: "io.containerd.grpc.v1.cri", 3: "io.containerd.cri.v1.images"}
+CANARY_HOST = "canary.registry.test"
+CANARY_USER = "canary-user"
+
+
+def canaries(tag):
+    """Secret values no other part of a run can produce, one per kind."""
+    unique = uuid.uuid4().hex
+    return {
+        "password": "pw-%s-%s" % (tag, unique),
+        "auth": "YXV0aC1%s==" % unique,
+        "identitytoken": "it %s with spaces" % unique,
+        "comment": "old-%s" % unique,
+    }
+
+
+def credentials(version, secret):
+    """A registry auth table for config ``version`` (None: no version key, so version 1), with a commented-out old password."""
+    plugin = REGISTRY_PLUGIN[version or 1]
+    return (
+        '\n[plugins."%s".registry.configs."%s".auth]\n'
+        '  username = "%s"\n'
+        '  # password = "%s"\n'
+        '  password = "%s"\n'
+        '  auth = "%s"\n'
+        "  identitytoken = '%s'\n"
+    ) % (plugin, CANARY_HOST, CANARY_USER, secret["comment"], secret["password"], secret["auth"], secret["identitytoken"])
+
+
+def fake_containerd(directory, series):
+    """A containerd test double of ``series`` (its version and defaults as recorded); no dump."""
+    fake = os.path.join(directory, "containerd-%s" % series)
+    with open(fake, "w") as handle:
+        handle.write(FAKE_CONTAINERD.format(real=os.path.join(cases.REAL, series), dump="/nonexistent"))
+    os.chmod(fake, 0o755)
+    return fake
+
+
+def merged_auth(params, series):
+    """The canary host's auth table in the configuration containerd builds from the files on disk (by the module's model)."""
+    semantics = cases.semantics(series)
+    main = cc.read_text(params["config_path"])
+    order = cc.load_order(params["config_path"], toml_rw.loads(main), semantics, None)
+    data = cc.merge([item.data for item in order], semantics)
+    return [cc.get_path(data, ("plugins", plugin, "registry", "configs", CANARY_HOST, "auth")) for plugin in REGISTRY_PLUGIN.values()]
+
+
+def credential_combinations():
+    """(case, series) for every case with a config.toml; a file without version reads as version 1, which 2.x refuses."""
+    return [(name, series) for name, series in cases.combinations()
+            if cases.CASES[name].files.get("config.toml") is not None
+            and not (cases.CASES[name].version in (None, 1) and series == "2.1")]
+
+
+@pytest.mark.parametrize("name,series", credential_combinations())
+def test_registry_credentials_are_masked_in_every_case(tmp_path, capsys, name, series):
+    case = cases.CASES[name]
+    directory = str(tmp_path / "etc")
+    params = cases.write_case(case, directory)
+    secret = canaries(name)
+    block = credentials(case.version, secret)
+    with open(params["config_path"], "a") as handle:
+        handle.write(block)
+    before = {path: read(path) for path in (params["config_path"], params["dropin_path"])}
+    auth_before = merged_auth(params, series)
+    args = dict(
+        {key: params[key] for key in ("name", "binary_name", "runtime_type", "set_as_default", "enable_cdi", "cdi_spec_dirs",
+                                      "default_runtime_options", "config_path", "dropin_path")},
+        containerd_binary=fake_containerd(str(tmp_path), series), verify=False, _ansible_diff=True,
+    )
+    if args["set_as_default"]:  # the module makes only a binary that exists the default
+        args["binary_name"] = str(tmp_path / ("containerd-%s" % series))
+
+    failed, result = run_module(containerd_runtime.main, args, capsys)
+    assert not failed and result["changed"], result
+    after = {path: read(path) for path in before}
+    dumped = json.dumps(result)
+    for value in secret.values():
+        assert value not in dumped and value.split()[1 if " " in value else 0] not in dumped
+    # Each diff says it masked exactly when its file held a secret, and keeps the user name.
+    for entry, path in ((d, d["after_header"].split(" (")[0]) for d in result["diff"]):
+        held = any(secret["password"] in (text or "") for text in (before[path], after[path]))
+        assert (entry["before_header"].endswith(sm.NOTE) and entry["after_header"].endswith(sm.NOTE)) == held, entry
+        if held:
+            assert CANARY_USER in entry["before"] + entry["after"]
+            assert sm.UNCHANGED in entry["after"] or sm.ADDED in entry["after"]
+    # config.toml's diff always shows its credentials; the drop-in's only when it copies them.
+    config_changed = after[params["config_path"]] != before[params["config_path"]]
+    dropin_holds = secret["password"] in (after[params["dropin_path"]] or "")
+    assert any(d["after_header"].endswith(sm.NOTE) for d in result["diff"]) == (config_changed or dropin_holds)
+    # The settings are kept: config.toml holds them as written, and containerd sees what it saw before.
+    assert block in after[params["config_path"]]
+    assert merged_auth(params, series) == auth_before
+    if set(case.files) == {"config.toml"}:  # no imported file whose CRI table replaces config.toml's before 2.1
+        assert {"username": CANARY_USER, "password": secret["password"], "auth": secret["auth"],
+                "identitytoken": secret["identitytoken"]} in auth_before
+
+    failed, undo = run_module(containerd_runtime.main, dict(args, state="absent"), capsys)
+    assert not failed and undo["changed"] and "diff" in undo
+    dumped = json.dumps(undo)
+    assert not any(value in dumped for value in secret.values())
+    assert block in read(params["config_path"])
+
+
+def test_check_mode_masks_too_and_writes_nothing(node, capsys):
+    tmp_path, args = node
+    secret = canaries("check")
+    with open(args["config_path"], "a") as handle:
+        handle.write(credentials(2, secret))
+    original = read(args["config_path"])
+    failed, result = run_module(containerd_runtime.main, dict(args, _ansible_check_mode=True, _ansible_diff=True), capsys)
+    assert not failed and result["changed"]
+    assert [d["after_header"] for d in result["diff"]] == [args["config_path"] + sm.NOTE, args["dropin_path"] + sm.NOTE]
+    assert result["diff"][1]["before_header"] == args["dropin_path"] + " (absent)" + sm.NOTE
+    # config.toml's credentials are unchanged context; the drop-in's copy of them is new.
+    assert result["diff"][0]["before"].count(sm.UNCHANGED) == 4 == result["diff"][0]["after"].count(sm.UNCHANGED)
+    assert result["diff"][1]["after"].count(sm.ADDED) == 3  # toml_rw writes no comments
+    assert not any(value in json.dumps(result) for value in secret.values())
+    assert read(args["config_path"]) == original and not os.path.exists(args["dropin_path"])
+
+
+def test_containerd_errors_are_masked(node, capsys):
+    """containerd's own message, when it cannot load the files, is returned without a secret it quotes."""
+    tmp_path, args = node
+    fake = tmp_path / "containerd"
+    fake.write_text(fake.read_text().replace(
+        "*\"config dump\") cat '%s' ;;" % (tmp_path / "dump.toml"),
+        "*\"config dump\") echo 'failed to load: password = \"canary pw 1\" is wrong' >&2; exit 1 ;;"))
+    failed, result = run_module(containerd_runtime.main, dict(args, verify=True), capsys)
+    assert failed and "containerd cannot load the configuration: failed to load: password = <masked>" in result["msg"], result
+    assert "canary" not in json.dumps(result)
+
+
+def test_the_runtime_and_containerd_view_show_no_secret(node, capsys):
+    tmp_path, args = node
+    dump = cases.real("1.7", "default.toml").replace(
+        '[plugins."io.containerd.grpc.v1.cri".containerd.untrusted_workload_runtime]',
+        '[plugins."io.containerd.grpc.v1.cri".containerd.runtimes.nvidia]\n  runtime_type = "io.containerd.runc.v2"\n'
+        '[plugins."io.containerd.grpc.v1.cri".containerd.runtimes.nvidia.options]\n  BinaryName = "%s"\n  ApiToken = "canary-t"\n'
+        '[plugins."io.containerd.grpc.v1.cri".containerd.untrusted_workload_runtime]' % cases.BINARY,
+    )
+    (tmp_path / "dump.toml").write_text(dump)
+    with open(args["config_path"], "a") as handle:
+        handle.write('[plugins."io.containerd.grpc.v1.cri".containerd.runtimes.runc.options.Secrets]\n  token = "canary-r"\n')
+    failed, result = run_module(containerd_runtime.main, dict(args, verify=True), capsys)
+    assert not failed, result
+    assert result["effective"]["runtime"]["options"]["ApiToken"] == sm.MASKED
+    assert result["runtime"]["options"]["Secrets"] == {"token": sm.MASKED}
+    assert "canary" not in json.dumps(result)
+    assert 'token = "canary-r"' in read(args["dropin_path"])  # written as it is
+
+
+def test_credentials_in_a_drop_in_taken_over_are_masked(node, capsys):
+    """The drop-in's record keeps the earlier tool's text (as JSON in a comment): masked there too."""
+    tmp_path, args = node
+    params = cases.write_case(cases.CASES["takeover-nvidia-ctk-v2"], str(tmp_path / "ctk"))
+    args = dict(args, config_path=params["config_path"], dropin_path=params["dropin_path"], _ansible_diff=True)
+    secret = canaries("takeover")
+    with open(args["dropin_path"], "a") as handle:
+        handle.write(credentials(2, secret))
+    earlier = read(args["dropin_path"])
+    failed, result = run_module(containerd_runtime.main, args, capsys)
+    assert not failed and result["changed"] and result["diff"][0]["after_header"] == args["dropin_path"] + sm.NOTE
+    assert not any(value in json.dumps(result) for value in secret.values())
+    assert secret["password"] in read(args["dropin_path"])  # its copy of the CRI table, and its record
+    failed, undo = run_module(containerd_runtime.main, dict(args, state="absent"), capsys)
+    assert not failed and undo["changed"] and not any(value in json.dumps(undo) for value in secret.values())
+    assert read(args["dropin_path"]) == earlier

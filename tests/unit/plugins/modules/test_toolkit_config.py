@@ -4,11 +4,14 @@ The file each test starts from is the toolkit's default config.toml
 (fixtures/toolkit/config-default.toml), the one the package writes.
 """
 
+import json
 import os
 import stat
+import uuid
 
 import pytest
 
+from ansible_collections.gpunode.nvidia.plugins.module_utils import secret_mask as sm
 from ansible_collections.gpunode.nvidia.plugins.module_utils import toml_rw
 from ansible_collections.gpunode.nvidia.plugins.module_utils import toolkit_config as tc
 from ansible_collections.gpunode.nvidia.plugins.modules import toolkit_config
@@ -278,3 +281,45 @@ def test_an_unknown_mode_in_the_file_is_reported_with_a_warning(tmp_path, capsys
 def test_relative_path_is_refused(capsys):
     failed, result = run_module(toolkit_config.main, {"path": "etc/config.toml"}, capsys)
     assert failed and "must be an absolute path" in result["msg"]
+
+
+# ---- issue 16: secrets stay secret ----
+
+
+def test_secret_values_are_masked_in_the_diff_and_the_settings(node, capsys):
+    path, args = node
+    canary = uuid.uuid4().hex
+    extra = (
+        "\n[site]\n"
+        '# token = "old-%s"\n'
+        'registry-password = "pw-%s"\n'
+        'user = "site-user"\n' % (canary, canary)
+    )
+    with open(path, "a") as handle:
+        handle.write(extra)
+    settings = dict(SETTINGS, **{"site.api-token": "new-%s" % canary})
+    failed, result = run_module(toolkit_config.main, dict(args, settings=settings, _ansible_diff=True), capsys)
+    assert not failed and result["changed"], result
+    # Ansible echoes the module's own arguments (settings among them) in "invocation"; nothing else has it.
+    assert canary not in json.dumps(dict((k, v) for k, v in result.items() if k != "invocation"))
+    diff = result["diff"]
+    assert diff["before_header"] == path + sm.NOTE and diff["after_header"] == path + sm.NOTE
+    assert 'registry-password = "<masked, unchanged>"' in diff["before"] and 'registry-password = "<masked, unchanged>"' in diff["after"]
+    assert 'api-token = "<masked, added>"' in diff["after"] and 'user = "site-user"' in diff["after"]
+    assert result["settings"]["site.api-token"] == sm.MASKED and result["settings"]["nvidia-container-runtime.mode"] == "cdi"
+    text = read(path)
+    assert extra.rstrip("\n") in text and 'api-token = "new-%s"' % canary in text  # the file keeps them as they are
+
+
+def test_a_diff_without_secrets_says_nothing_of_masking(node, capsys):
+    path, args = node
+    failed, result = run_module(toolkit_config.main, dict(args, _ansible_diff=True), capsys)
+    assert not failed and result["diff"]["before_header"] == path and sm.NOTE not in result["diff"]["after_header"]
+
+
+def test_a_secret_of_the_wrong_type_is_not_quoted(tmp_path, capsys):
+    path = tmp_path / "config.toml"
+    path.write_text("[site]\napi-token = 987654321987\n")
+    failed, result = run_module(toolkit_config.main, {"path": str(path), "settings": {"site.api-token": "x"}}, capsys)
+    assert failed and "holds site.api-token as an integer (its value not shown: a secret) (line 2)" in result["msg"], result
+    assert "987654321987" not in json.dumps(result)

@@ -9,6 +9,7 @@ import os
 
 from ansible.errors import AnsibleError
 from ansible.module_utils.common.arg_spec import ArgumentSpecValidator
+from ansible.module_utils.common.parameters import remove_values
 from ansible.plugins.action import ActionBase
 
 from ansible_collections.gpunode.nvidia.plugins.plugin_utils import role_inputs
@@ -46,6 +47,8 @@ class ActionModule(ActionBase):
 
         problems = []
         checked = {}
+        # Values of no_log options (a registry password): kept out of every message below.
+        secrets = set()
         for role in chosen:
             options = roles[role]["options"]
             defaults = roles[role]["defaults"]
@@ -62,11 +65,13 @@ class ActionModule(ActionBase):
             spec = dict((k, v) for k, v in options.items() if k in given)
             validated = ArgumentSpecValidator(spec).validate(dict(given))
             problems.extend(validated.error_messages)
+            secrets.update(validated._no_log_values)
             checked.update(values)
             if not validated.error_messages:
                 checked.update(validated.validated_parameters)
         problems.extend(role_inputs.problems(checked))
         problems.extend(role_inputs.k8s_problems(checked, dict((r, roles[r]) for r in chosen)))
+        problems = remove_values(problems, secrets)
         if problems:
             result.update(failed=True, msg=role_inputs.refusal(problems), problems=problems)
         else:

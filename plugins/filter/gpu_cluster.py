@@ -8,6 +8,8 @@ Kept in Python so each verdict is tested (tests/unit/plugins/filter/test_gpu_clu
 
 from __future__ import absolute_import, division, print_function
 
+import base64
+import json
 import re
 
 from ansible_collections.gpunode.nvidia.plugins.plugin_utils import k8s_objects
@@ -77,6 +79,12 @@ def gpu_cluster_problems(inputs):
     for name in inputs.get("image_pull_secrets") or []:
         if not (isinstance(name, str) and DNS_SUBDOMAIN.match(name)):
             found.append("gpu_cluster_image_pull_secrets has %r: the name of a Secret in gpu_cluster_namespace" % (name,))
+    credentials = inputs.get("image_pull_credentials") or []
+    for name in credentials:
+        if not (isinstance(name, str) and DNS_SUBDOMAIN.match(name)):
+            found.append("gpu_cluster_image_pull_credentials has the name %r: a Secret's name is a DNS-1123 subdomain" % (name,))
+    for name in sorted(set(n for n in credentials if credentials.count(n) > 1)):
+        found.append("gpu_cluster_image_pull_credentials names the Secret %s more than once" % name)
     if inputs.get("mode") == "apply" and inputs.get("kubeconfig") and not inputs.get("kubeconfig_exists"):
         found.append("gpu_cluster_kubeconfig is %s, which does not exist on %s: give the path of a kubeconfig there"
                      % (inputs["kubeconfig"], inputs.get("control_host") or "the control host"))
@@ -93,6 +101,10 @@ def _handler(inputs, nodes):
     return names[0] if len(names) == 1 else "nvidia"
 
 
+def _unique(names):
+    return [name for i, name in enumerate(names) if name not in names[:i]]
+
+
 def gpu_cluster_settings(inputs):
     """gpunode_gpu_cluster: what every Kubernetes role builds its objects from (k8s_objects' ``cluster``)."""
     nodes = inputs.get("nodes") or {}
@@ -107,7 +119,10 @@ def gpu_cluster_settings(inputs):
         "context": inputs.get("context") or None,
         "namespace": inputs["namespace"],
         "registry": inputs.get("registry") or "",
-        "image_pull_secrets": list(inputs.get("image_pull_secrets") or []),
+        "image_pull_secrets": _unique(list(inputs.get("image_pull_secrets") or []) + list(inputs.get("image_pull_credentials") or [])),
+        # The Secrets this role makes from credentials (names only) and whether render mode writes them.
+        "pull_secrets_made": list(inputs.get("image_pull_credentials") or []),
+        "render_secrets": bool(inputs.get("render_secrets")),
         "runtime_class": inputs.get("runtime_class") or "",
         "runtime_class_handler": _handler(inputs, nodes),
         "use_runtime_class": bool(inputs.get("use_runtime_class")),
@@ -191,7 +206,41 @@ def gpu_cluster_report(outcome):
     return "%s: applied %d object(s)%s%s" % (name, len(outcome.get("objects") or []), changed, rollout)
 
 
-def gpu_cluster_summary(cluster, outcome):
+def gpu_cluster_pull_secrets(credentials, cluster):
+    """The image pull Secrets of gpu_cluster_image_pull_credentials (they hold the passwords: no_log tasks only)."""
+    return [k8s_objects.pull_secret(cluster, credential) for credential in credentials or []]
+
+
+def _secret_values(credentials):
+    values = set()
+    for secret in gpu_cluster_pull_secrets(credentials, {"namespace": "-", "labels": {}}):
+        encoded = secret["data"][".dockerconfigjson"]
+        values.update([encoded, base64.b64decode(encoded).decode("utf-8")])
+        values.update(entry[key] for entry in json.loads(base64.b64decode(encoded))["auths"].values() for key in ("password", "auth"))
+    return sorted((v for v in values if v), key=len, reverse=True)
+
+
+def gpu_cluster_secrets_report(result, credentials, cluster):
+    """What became of the image pull Secrets: one line, with any value of theirs taken out of an error message."""
+    names = ", ".join(c["name"] for c in credentials or []) or "none"
+    result = result or {}
+    if cluster.get("mode") == "render":
+        if not cluster.get("render_secrets"):
+            return {"failed": False, "line": (
+                "image pull Secret(s) %s not rendered (gpu_cluster_render_secrets is false): create them in namespace %s"
+                " (kubectl create secret docker-registry), or seal them, before the GitOps tool applies the manifests"
+                % (names, cluster.get("namespace")))}
+        return {"failed": False, "line": "image pull Secret(s) %s rendered with mode 0600%s" % (
+            names, " (changed)" if result.get("changed") else "")}
+    if result.get("failed"):
+        msg = str(result.get("msg") or "no message")
+        for value in _secret_values(credentials):
+            msg = msg.replace(value, "<masked>")
+        return {"failed": True, "line": "image pull Secret(s) %s: apply FAILED: %s" % (names, msg)}
+    return {"failed": False, "line": "image pull Secret(s) %s applied%s" % (names, " (changed)" if result.get("changed") else "")}
+
+
+def gpu_cluster_summary(cluster, outcome, secrets=None):
     """One line for the run: where the objects went and which GPU nodes were labelled."""
     gpu_nodes = sorted(n["node_name"] for n in (cluster.get("nodes") or {}).values() if n["gpus"])
     where = ("rendered to %s" % cluster["render_dir"]) if cluster["mode"] == "render" else "applied"
@@ -200,7 +249,10 @@ def gpu_cluster_summary(cluster, outcome):
         ", ".join(gpu_nodes) or "none seen in this run")
     if cluster["mode"] == "render" and cluster.get("label_nodes"):
         text += "; render mode labels no node: label the GPU nodes %s=true yourself or use NFD" % k8s_objects.GPU_PRESENT
-    return [text, gpu_cluster_report(outcome)] + list(cluster.get("warnings") or [])
+    lines = [text, gpu_cluster_report(outcome)]
+    if secrets:
+        lines.append(secrets["line"])
+    return lines + list(cluster.get("warnings") or [])
 
 
 class FilterModule(object):
@@ -213,4 +265,6 @@ class FilterModule(object):
             "gpu_cluster_outcome": gpu_cluster_outcome,
             "gpu_cluster_summary": gpu_cluster_summary,
             "gpu_cluster_report": gpu_cluster_report,
+            "gpu_cluster_pull_secrets": gpu_cluster_pull_secrets,
+            "gpu_cluster_secrets_report": gpu_cluster_secrets_report,
         }

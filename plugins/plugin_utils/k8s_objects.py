@@ -21,6 +21,7 @@ same order, whether they are then applied or rendered.
 
 from __future__ import absolute_import, division, print_function
 
+import base64
 import hashlib
 import json
 
@@ -222,6 +223,25 @@ def cluster_objects(cluster):
                         "metadata": {"name": cluster["runtime_class"], "labels": labels(cluster, "gpu-cluster")},
                         "handler": cluster["runtime_class_handler"]})
     return objects
+
+
+def _b64(text):
+    return base64.b64encode(text.encode("utf-8")).decode("ascii")
+
+
+def pull_secret(cluster, credential):
+    """A kubernetes.io/dockerconfigjson Secret from ``{name, registry, username, password[, email]}``.
+
+    The result holds the password: send it only from a no_log task (roles/gpu_cluster/tasks/pull_secrets.yml).
+    """
+    user, password = credential["username"], credential["password"]
+    entry = {"username": user, "password": password, "auth": _b64("%s:%s" % (user, password))}
+    if credential.get("email"):
+        entry["email"] = credential["email"]
+    config = json.dumps({"auths": {credential["registry"]: entry}}, sort_keys=True, separators=(",", ":"))
+    return {"apiVersion": "v1", "kind": "Secret", "type": "kubernetes.io/dockerconfigjson",
+            "metadata": metadata(credential["name"], cluster, "gpu-cluster"),
+            "data": {".dockerconfigjson": _b64(config)}}
 
 
 def node_label_patches(nodes, present_label=GPU_PRESENT):

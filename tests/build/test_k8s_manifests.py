@@ -43,7 +43,10 @@ def pinned(image):
 # name: {role: overrides}; "cluster" overrides gpu_cluster's inputs, "cdi" turns CDI on for every GPU node.
 STACKS = {
     "defaults": {},
-    "airgapped": {"cluster": {"registry": "registry.example.internal:5000/gpu", "image_pull_secrets": ["mirror-pull"]},
+    "airgapped": {"cluster": {"registry": "registry.example.internal:5000/gpu", "image_pull_secrets": ["mirror-pull"],
+                              "image_pull_credentials": ["mirror-cred"]},
+                  "credentials": [{"name": "mirror-cred", "registry": "registry.example.internal:5000", "username": "robot",
+                                   "password": "not-a-real-password"}],
                   "device_plugin": {"image": "digest"}, "gpu_feature_discovery": {"image": "digest", "nfd_image": "digest"},
                   "dcgm_exporter": {"image": "digest"}},
     "mig_mixed": {"device_plugin": {"configs": {"default": {"mig_strategy": "mixed"}}}, "mig": True},
@@ -82,6 +85,7 @@ def build(name):
     assert gc.gpu_cluster_problems(inputs) == []
     cluster = gc.gpu_cluster_settings(inputs)
     objects, published = {"gpu_cluster": gc.gpu_cluster_objects(cluster)["objects"]}, {}
+    objects["gpu_cluster"] += gc.gpu_cluster_pull_secrets(stack.get("credentials"), cluster)
     plugin = dict(settings("device_plugin", stack), node_configs=dict(stack.get("node_configs") or {}))
     feature = settings("gpu_feature_discovery", stack)
     exporter = settings("dcgm_exporter", stack)
@@ -125,7 +129,7 @@ def test_images_are_pinned_and_mirrored(name):
             assert ":" in image.rsplit("/", 1)[-1].split("@")[0], image
             if name == "airgapped":
                 assert image.startswith("registry.example.internal:5000/gpu/") and image.endswith("@" + DIGEST), image
-                assert spec["imagePullSecrets"] == [{"name": "mirror-pull"}]
+                assert spec["imagePullSecrets"] == [{"name": "mirror-pull"}, {"name": "mirror-cred"}]
             else:
                 assert image.split("/")[0] in ("nvcr.io", "registry.k8s.io"), image
                 assert "imagePullSecrets" not in spec

@@ -65,3 +65,82 @@ def test_apply_path_against_a_real_cluster():
     assert rc == 0, out
     rc, out = play("-e", "gpu_cluster_kubeconfig=%s" % kubeconfig)
     assert rc == 0 and changed(out) == 0, out
+
+
+# A unique token planted as a registry password and as a kubeconfig's user token: no byte of output may
+# hold it in any form (plain, base64 of user:password, the docker config and its base64), and the only
+# file that may is the rendered Secret, mode 0600, and only when gpu_cluster_render_secrets asks for it.
+CANARY = "gpunode-canary-7c41e9d2"
+KUBECONFIG = """apiVersion: v1
+kind: Config
+clusters: [{name: lab, cluster: {server: "https://127.0.0.1:9"}}]
+users: [{name: lab, user: {token: "%s"}}]
+contexts: [{name: lab, context: {cluster: lab, user: lab}}]
+current-context: lab
+""" % CANARY
+
+
+def canary_forms():
+    import base64
+    import json
+
+    from ansible_collections.gpunode.nvidia.plugins.filter import gpu_cluster as gc
+    [secret] = gc.gpu_cluster_pull_secrets(canary_credentials(), {"namespace": "nvidia-gpu"})
+    encoded = secret["data"][".dockerconfigjson"]
+    return [CANARY, base64.b64encode(("$oauthtoken:%s" % CANARY).encode()).decode(), encoded,
+            base64.b64decode(encoded).decode(), json.dumps(CANARY)]
+
+
+def canary_credentials():
+    return [{"name": "nvcr-pull", "registry": "nvcr.io", "username": "$oauthtoken", "password": CANARY}]
+
+
+def leaks(text):
+    return [form for form in canary_forms() if form in text]
+
+
+def secret_vars(tmp_path, **more):
+    import json
+    kubeconfig = tmp_path / "kubeconfig"
+    kubeconfig.write_text(KUBECONFIG)
+    kubeconfig.chmod(0o600)
+    values = dict(gpu_cluster_image_pull_credentials=canary_credentials(), validate_kubeconfig=str(kubeconfig), **more)
+    path = tmp_path / "secrets.json"
+    path.write_text(json.dumps(values))
+    return "@%s" % path
+
+
+def test_render_writes_pull_secrets_only_when_asked_and_never_prints_them(tmp_path):
+    dest = tmp_path / "manifests"
+    base = ("-e", "gpu_cluster_mode=render", "-e", "gpu_cluster_render_dir=%s" % dest, "--diff", "-vvv")
+    rc, out = play(*base, "-e", secret_vars(tmp_path))
+    assert rc == 0, out
+    assert "image pull Secret(s) nvcr-pull not rendered (gpu_cluster_render_secrets is false)" in out, out
+    assert not list(dest.glob("**/secret-*.yaml"))
+    assert leaks(out) == []
+    # The pods pull with it all the same.
+    assert "- name: nvcr-pull" in (dest / "device-plugin" / "daemonset-nvidia-device-plugin.yaml").read_text()
+
+    rc, out = play(*base, "-e", secret_vars(tmp_path, gpu_cluster_render_secrets=True))
+    assert rc == 0, out
+    assert "image pull Secret(s) nvcr-pull rendered with mode 0600 (changed)" in out, out
+    assert leaks(out) == [], [line for line in out.splitlines() if leaks(line)][:5]
+    secret = dest / "image-pull-secrets" / "secret-nvcr-pull.yaml"
+    assert oct(secret.stat().st_mode & 0o777) == "0o600"
+    holders = sorted(str(p.relative_to(dest)) for p in dest.rglob("*") if p.is_file() and leaks(p.read_text()))
+    assert holders == ["image-pull-secrets/secret-nvcr-pull.yaml"]
+    assert "secret-nvcr-pull.yaml" in (dest / "image-pull-secrets" / "kustomization.yaml").read_text()
+
+    # Asked no more: the Secret's file is taken away again (it was ours).
+    rc, out = play(*base, "-e", secret_vars(tmp_path))
+    assert rc == 0 and leaks(out) == [], out
+    assert not secret.exists()
+
+
+def test_apply_with_a_kubeconfig_token_prints_neither_token_nor_password(tmp_path):
+    """The Kubernetes client really reads the kubeconfig (its token, a server that refuses connections):
+    the apply fails, is reported, and neither the token nor the pull password is in any of the output."""
+    rc, out = play("-e", secret_vars(tmp_path, gpu_cluster_kubeconfig=str(tmp_path / "kubeconfig")), "--diff", "-vvv")
+    assert rc == 2, out
+    assert "apply FAILED" in out, out
+    assert leaks(out) == [], [line for line in out.splitlines() if leaks(line)][:5]

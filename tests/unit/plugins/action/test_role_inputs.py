@@ -73,3 +73,14 @@ def test_refusals_warnings_and_passes(tmp_path):
 def test_extra_vars_are_checked_too(tmp_path):
     proc, out = run(tmp_path, ("-e", "validate_gpu_count=-7", "--limit", "typo"))
     assert proc.returncode == 2 and "validate_gpu_count is -7, below -1" in out, out
+
+
+def test_a_refused_password_is_never_quoted(tmp_path):
+    """A no_log option's value stays out of the refusal, even when the refusal is about that value."""
+    canary = "canary-5d1e-refused-password"
+    credentials = [{"name": "pull", "registry": "nvcr.io", "username": "u", "password": {"nested": canary}},
+                   {"name": "pull-2", "registry": "nvcr.io", "password": canary}]
+    proc, out = run(tmp_path, ("-e", json.dumps({"gpu_cluster_image_pull_credentials": credentials}), "--limit", "typo", "-vvv"))
+    assert proc.returncode == 2, out
+    assert "gpu_cluster_image_pull_credentials" in out and "username" in out, out
+    assert canary not in out

@@ -103,3 +103,57 @@ def test_device_plugin_labels_every_gpu_node_so_a_removed_config_is_taken_off():
                        "gpu-2.example": {"nvidia.com/gpu.present": "true"}}
     rendered = gc.gpu_cluster_settings(dict(INPUTS, mode="render", nodes=nodes()))
     assert device_plugin_node_labels({"node_configs": {"gpu-1": "ts4"}}, rendered) == []
+
+
+CANARY = "canary-8f3a1c-pull-password"
+CREDENTIALS = [{"name": "nvcr-pull", "registry": "nvcr.io", "username": "$oauthtoken", "password": CANARY}]
+
+
+def test_pull_secret_is_a_docker_config_the_kubelet_reads():
+    import base64
+    import json
+    settings = gc.gpu_cluster_settings(dict(INPUTS, image_pull_secrets=["mine"], image_pull_credentials=["nvcr-pull"], nodes={}))
+    assert settings["image_pull_secrets"] == ["mine", "nvcr-pull"]
+    assert settings["pull_secrets_made"] == ["nvcr-pull"]
+    [secret] = gc.gpu_cluster_pull_secrets(CREDENTIALS, settings)
+    assert secret["type"] == "kubernetes.io/dockerconfigjson"
+    assert secret["metadata"]["namespace"] == "nvidia-gpu" and secret["metadata"]["name"] == "nvcr-pull"
+    config = json.loads(base64.b64decode(secret["data"][".dockerconfigjson"]))
+    entry = config["auths"]["nvcr.io"]
+    assert entry["password"] == CANARY
+    assert base64.b64decode(entry["auth"]).decode() == "$oauthtoken:" + CANARY
+    # Only names reach the published fact.
+    assert CANARY not in repr(settings)
+
+
+def test_pull_secret_names_are_checked():
+    problems = gc.gpu_cluster_problems(dict(INPUTS, image_pull_credentials=["Bad_Name", "ok", "ok"]))
+    assert any("'Bad_Name'" in p for p in problems)
+    assert any("names the Secret ok more than once" in p for p in problems)
+
+
+def test_secrets_report_masks_every_form_of_the_password_in_a_failure():
+    import base64
+    settings = gc.gpu_cluster_settings(dict(INPUTS, image_pull_credentials=["nvcr-pull"], nodes={}))
+    [secret] = gc.gpu_cluster_pull_secrets(CREDENTIALS, settings)
+    encoded = secret["data"][".dockerconfigjson"]
+    auth = base64.b64encode(("$oauthtoken:" + CANARY).encode()).decode()
+    failure = {"failed": True, "msg": "rejected %s / %s / %s / %s" % (CANARY, encoded, auth, base64.b64decode(encoded).decode())}
+    report = gc.gpu_cluster_secrets_report(failure, CREDENTIALS, settings)
+    assert report["failed"] is True
+    assert CANARY not in report["line"] and encoded not in report["line"] and auth not in report["line"]
+    assert report["line"].count("<masked>") == 4
+    assert gc.gpu_cluster_secrets_report({"changed": True}, CREDENTIALS, settings) == {
+        "failed": False, "line": "image pull Secret(s) nvcr-pull applied (changed)"}
+
+
+def test_render_mode_writes_the_secrets_only_when_asked():
+    render = gc.gpu_cluster_settings(dict(INPUTS, mode="render", image_pull_credentials=["nvcr-pull"], nodes={}))
+    line = gc.gpu_cluster_secrets_report({"changed": True}, CREDENTIALS, render)["line"]
+    assert "not rendered (gpu_cluster_render_secrets is false)" in line
+    asked = dict(render, render_secrets=True)
+    assert gc.gpu_cluster_secrets_report({"changed": True}, CREDENTIALS, asked)["line"] == (
+        "image pull Secret(s) nvcr-pull rendered with mode 0600 (changed)")
+    summary = gc.gpu_cluster_summary(asked, {"component": "gpu-cluster", "mode": "render"},
+                                     gc.gpu_cluster_secrets_report({}, CREDENTIALS, asked))
+    assert summary[2] == "image pull Secret(s) nvcr-pull rendered with mode 0600"

@@ -30,9 +30,10 @@ description:
     content and mode are already right is left untouched, so a second run reports no change.
   - Secret objects are written with O(secret_mode), other files with mode 0644; directories the
     module makes get 0750.
-  - The values of C(data) and C(stringData) of Secret objects are never shown - the diff shows
-    C(<masked>) instead (and says so in its header), and the module's own arguments are returned
-    with them masked as well.
+  - The values of C(data) and C(stringData) of Secret objects are never shown - the diff shows, per
+    key, C(<masked, unchanged>), C(<masked, changed: old>) and C(<masked, changed: new>),
+    C(<masked, added>) or C(<masked, removed>) instead (and says so in its header), and the module's
+    own arguments are returned with them masked as C(<masked>).
   - Needs PyYAML 5.1 or later on the host that runs it (usually the controller, with
     C(delegate_to) V(localhost)), which ansible-core itself requires.
 author:
@@ -157,7 +158,9 @@ import stat
 import tempfile
 
 from ansible.module_utils.basic import AnsibleModule, missing_required_lib
+
 from ansible.module_utils.common.text.converters import to_native
+from ansible_collections.gpunode.nvidia.plugins.module_utils import secret_mask
 
 try:
     import yaml
@@ -230,31 +233,62 @@ def is_secret(obj):
     return isinstance(obj, dict) and obj.get("kind") == "Secret"
 
 
-def masked(obj):
-    """A copy of a Secret with the values of data and stringData replaced by <masked>; other objects as they are."""
+def masked(obj, other=None, side="after"):
+    """A copy of a Secret with each value of data and stringData masked; other objects as they are.
+
+    With ``other`` (the same file's Secret on the other side of a diff), each mask says whether that
+    key's value is unchanged, changed, added or removed (secret_mask's words), nothing more.
+    """
     if not is_secret(obj):
         return obj
     obj = copy.deepcopy(obj)
+    other = other if is_secret(other) else None
     for field in SECRET_FIELDS:
         if isinstance(obj.get(field), dict):
-            obj[field] = dict((key, MASKED) for key in obj[field])
+            theirs = (other or {}).get(field)
+            theirs = theirs if isinstance(theirs, dict) else {}
+            obj[field] = dict((key, _mask(value, theirs, key, other is not None, side)) for key, value in obj[field].items())
         elif field in obj:
             obj[field] = MASKED
     return obj
 
 
-def masked_text(text):
-    """``text`` (a file's content) for a diff: Secrets in it masked. Returns (text, masked?)."""
+def _mask(value, theirs, key, compared, side):
+    if not compared:
+        return MASKED
+    if key not in theirs:
+        word = secret_mask.ADDED if side == "after" else secret_mask.REMOVED
+    elif theirs[key] == value:
+        word = secret_mask.UNCHANGED
+    else:
+        word = secret_mask.CHANGED_NEW if side == "after" else secret_mask.CHANGED_OLD
+    return word.strip('"')
+
+
+def _docs(text):
+    """The YAML documents of a file's text, or None when it is not YAML."""
+    try:
+        return list(yaml.safe_load_all(text))
+    except yaml.YAMLError:
+        return None
+
+
+def masked_text(text, other_text=None, side="before"):
+    """``text`` (a file's content) for a diff: Secrets in it masked. Returns (text, masked?).
+
+    ``other_text``: the other side of the diff, so each Secret value says whether it changed.
+    """
     if text is None:
         return "", False
-    try:
-        docs = list(yaml.safe_load_all(text))
-    except yaml.YAMLError:
+    docs = _docs(text)
+    if docs is None:
         return "<not shown: the file is not YAML, and could hold a Secret>\n", True
     if not any(is_secret(doc) for doc in docs):
         return text, False
+    others = (_docs(other_text) or []) if other_text is not None else []
     marker = text.startswith(MARKER)
-    return "".join(dump(masked(doc), marker=marker and i == 0) for i, doc in enumerate(docs)), True
+    return "".join(dump(masked(doc, others[i] if i < len(others) else None, side) if other_text is not None else masked(doc),
+                        marker=marker and i == 0) for i, doc in enumerate(docs)), True
 
 
 def read(path):
@@ -324,13 +358,17 @@ class File(object):
 
     def diffs(self):
         if self.content_changed:
-            before, before_masked = masked_text(None if self.before is None else self.before.decode("utf-8", "replace"))
+            before_text = None if self.before is None else self.before.decode("utf-8", "replace")
+            before, before_masked = masked_text(before_text, self.text)
+            after = self.shown
+            if self.secret and before_text is not None:
+                after = masked_text(self.text, before_text, side="after")[0]
             note = " (Secret data masked)" if self.secret or before_masked else ""
             yield {
                 "before_header": "%s%s" % (self.path, " (absent)" if self.before is None else note),
                 "after_header": "%s%s" % (self.path, note),
                 "before": before,
-                "after": self.shown,
+                "after": after,
             }
         elif self.mode_changed:
             yield {

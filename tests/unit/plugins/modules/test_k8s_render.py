@@ -207,3 +207,18 @@ def test_a_kustomization_that_is_no_mapping_is_refused(capsys, tmp_path):
     failed, result = render(capsys, tmp_path, component="device-plugin")
     assert failed and "is not a kustomization" in result["msg"]
     assert not (tmp_path / "device-plugin").exists()
+
+
+def test_diff_says_which_secret_values_changed(capsys, tmp_path):
+    render(capsys, tmp_path)
+    new = dict(SECRET, data=dict(SECRET["data"], extra="ZXh0cmE="))
+    new["data"][".dockerconfigjson"] = "bmV3LXRva2Vu"
+    failed, result = render(capsys, tmp_path, objects=[NAMESPACE, CONFIGMAP, new], _ansible_diff=True)
+    assert not failed
+    (diff,) = result["diff"]
+    assert "<masked, changed: old>" in diff["before"] and "<masked, changed: new>" in diff["after"]
+    assert "extra: <masked, added>" in diff["after"]
+    assert "bmV3LXRva2Vu" not in repr(result) and "ZXh0cmE=" not in repr(result)
+    unchanged = [key for key in SECRET.get("stringData") or {}]
+    for key in unchanged:
+        assert "%s: <masked, unchanged>" % key in diff["after"], diff["after"]

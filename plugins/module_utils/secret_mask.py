@@ -26,6 +26,8 @@ from __future__ import absolute_import, division, print_function
 
 import re
 
+from ansible_collections.gpunode.nvidia.plugins.module_utils.toml_lex import ESCAPES, HEX_DIGITS, Lexer
+
 NOTE = " (secret values masked)"
 UNCHANGED = '"<masked, unchanged>"'
 CHANGED_OLD = '"<masked, changed: old>"'
@@ -37,8 +39,6 @@ MASKED = "<masked>"
 
 _EXACT = frozenset(("auth", "authorization"))
 _PARTS = ("password", "passwd", "token", "secret", "credential", "apikey", "api_key", "api-key", "private_key", "privatekey")
-_BARE = frozenset("ABCDEFGHIJKLMNOPQRSTUVWXYZabcdefghijklmnopqrstuvwxyz0123456789_-")
-_VALUE_END = frozenset(" \t\r\n,]}#")
 # In free text (comments, messages): a key, perhaps quoted (or quoted inside a JSON string), then = or :.
 _FREE_KEY = re.compile(r"""(\\?)([A-Za-z0-9_-]+)(?:\\?["'])?[ \t]*[=:]""")
 
@@ -152,34 +152,51 @@ def _free(text, start, end, header, found):
         pos = end if nl < 0 else nl + 1
 
 
-class _Scanner(object):
-    """Walks a TOML text and records (start, end, identity, raw text) of each secret value."""
+class _Scanner(Lexer):
+    """Walks a TOML text and records (start, end, identity, raw text) of each secret value.
+
+    Keys and strings are read by Lexer, leniently: any character goes in a
+    string, an escape that cannot be read stays as written, and what Lexer
+    cannot read at all raises _Unreadable (see error()).
+    """
 
     def __init__(self, text):
-        self.s = text
-        self.n = len(text)
-        self.i = 0
+        super(_Scanner, self).__init__(text)
         self.header = ()
         self.found = []
 
-    def peek(self, offset=0):
-        j = self.i + offset
-        return self.s[j] if j < self.n else ""
+    def error(self, message, pos=None):
+        return _Unreadable(message)
 
-    def skip_ws(self):
-        while self.i < self.n and self.s[self.i] in " \t":
-            self.i += 1
+    def check_char(self, c):
+        """Any character goes in a string here."""
 
-    def skip_blank(self):
-        """Whitespace, new lines and comments (the comments' secrets recorded)."""
+    def escape(self, multiline):
+        """At a backslash: the text of the escape, or the backslash and the next character as written."""
+        c = self.peek(1)
+        if c in ESCAPES:
+            self.i += 2
+            return ESCAPES[c]
+        width = {"u": 4, "U": 8}.get(c, 0)
+        digits = self.s[self.i + 2:self.i + 2 + width]
+        if width and len(digits) == width and all(d in HEX_DIGITS for d in digits) and int(digits, 16) <= 0x10FFFF:
+            self.i += 2 + width
+            return chr(int(digits, 16))
+        self.i += 2
+        return self.s[self.i - 2:self.i]
+
+    def skip_blank(self, record=True):
+        """Whitespace, new lines and comments (the comments' secrets recorded, unless not ``record``)."""
         while self.i < self.n:
             c = self.s[self.i]
             if c in " \t\r\n":
                 self.i += 1
-            elif c == "#":
+            elif c != "#":
+                return
+            elif record:
                 self.comment()
             else:
-                return
+                self.i = _line_end(self.s, self.i)
 
     def comment(self):
         end = _line_end(self.s, self.i)
@@ -194,7 +211,7 @@ class _Scanner(object):
             start, recorded = self.i, len(self.found)
             try:
                 if self.peek() == "[":
-                    self.table_header()
+                    self.header = tuple(self.header_keys(self.s.startswith("[[", self.i)))
                 else:
                     self.key_value(self.header)
                 self.end_of_line()
@@ -214,143 +231,46 @@ class _Scanner(object):
         if self.i < self.n and self.peek() != "\n":
             raise _Unreadable()
 
-    def table_header(self):
-        array = self.s.startswith("[[", self.i)
-        self.i += 2 if array else 1
-        self.skip_ws()
-        keys = self.keys()
-        self.skip_ws()
-        close = "]]" if array else "]"
-        if not self.s.startswith(close, self.i):
-            raise _Unreadable()
-        self.i += len(close)
-        self.header = tuple(keys)
-
-    def keys(self):
-        keys = [self.simple_key()]
-        while True:
-            self.skip_ws()
-            if self.peek() != ".":
-                return keys
-            self.i += 1
-            self.skip_ws()
-            keys.append(self.simple_key())
-
-    def simple_key(self):
-        c = self.peek()
-        if c == '"':
-            start = self.i
-            self.basic_string()
-            return _decode_basic(self.s[start + 1:self.i - 1])
-        if c == "'":
-            start = self.i
-            self.literal_string()
-            return self.s[start + 1:self.i - 1]
-        start = self.i
-        while self.i < self.n and self.s[self.i] in _BARE:
-            self.i += 1
-        if self.i == start:
-            raise _Unreadable()
-        return self.s[start:self.i]
-
     def key_value(self, path):
-        keys = self.keys()
-        self.skip_ws()
-        if self.peek() != "=":
-            raise _Unreadable()
-        self.i += 1
-        self.skip_ws()
-        self.value(path + tuple(keys), is_secret_key(keys[-1]))
+        """One ``key = value``; ``path`` (that of the enclosing table) is None inside a secret value, where nothing is recorded."""
+        keys = self.key_equals()
+        if path is not None and is_secret_key(keys[-1]) and self.peek() != "{":
+            self.secret_value(path + tuple(keys))
+        else:
+            self.value(None if path is None else path + tuple(keys))
 
-    def value(self, path, secret):
+    def secret_value(self, path):
         start = self.i
+        try:
+            self.value(None)
+        except _Unreadable:
+            # A secret whose end cannot be found: everything from it on is masked.
+            self.i = self.n
+        self.found.append((start, self.i, ("value", path), self.s[start:self.i]))
+
+    def value(self, path):
+        """Past one value; ``path`` as for key_value."""
         c = self.peek()
-        if secret and c != "{":
-            try:
-                self.skip_value()
-            except _Unreadable:
-                # A secret whose end cannot be found: everything from it on is masked.
-                self.i = self.n
-            self.found.append((start, self.i, ("value", path), self.s[start:self.i]))
-        elif c == "{":
+        if c == "{":
             self.inline_table(path)
         elif c == "[":
             self.array(path)
-        else:
-            self.skip_value()
-
-    def skip_value(self):
-        """Past one value of any kind, recording nothing."""
-        c = self.peek()
-        if self.s.startswith('"""', self.i) or self.s.startswith("'''", self.i):
-            self.multiline_string()
-        elif c == '"':
-            self.basic_string()
-        elif c == "'":
-            self.literal_string()
-        elif c == "[":
-            self.i += 1
-            while True:
-                self.skip_plain_blank()
-                if self.peek() == "]":
-                    self.i += 1
-                    return
-                if self.i >= self.n:
-                    raise _Unreadable()
-                self.skip_value()
-                self.skip_plain_blank()
-                if self.peek() == ",":
-                    self.i += 1
-                elif self.peek() != "]":
-                    raise _Unreadable()
-        elif c == "{":
-            self.i += 1
-            while True:
-                self.skip_ws()
-                if self.peek() == "}":
-                    self.i += 1
-                    return
-                self.keys()
-                self.skip_ws()
-                if self.peek() != "=":
-                    raise _Unreadable()
-                self.i += 1
-                self.skip_ws()
-                self.skip_value()
-                self.skip_ws()
-                if self.peek() == ",":
-                    self.i += 1
-                elif self.peek() != "}":
-                    raise _Unreadable()
-        else:
-            start = self.i
-            while self.i < self.n and self.s[self.i] not in _VALUE_END:
-                self.i += 1
-            if self.i == start:
-                raise _Unreadable()
-
-    def skip_plain_blank(self):
-        """Whitespace, new lines and comments inside a value that is masked whole."""
-        while self.i < self.n:
-            c = self.s[self.i]
-            if c in " \t\r\n":
-                self.i += 1
-            elif c == "#":
-                self.i = _line_end(self.s, self.i)
-            else:
-                return
+        elif c in ('"', "'"):
+            self.string()
+        elif not self.bare_token():
+            raise _Unreadable()
 
     def array(self, path):
         self.i += 1
         while True:
-            self.skip_blank()
+            self.skip_blank(path is not None)
             if self.peek() == "]":
                 self.i += 1
                 return
             if self.i >= self.n:
                 raise _Unreadable()
-            self.value(path, False)
-            self.skip_blank()
+            self.value(path)
+            self.skip_blank(path is not None)
             if self.peek() == ",":
                 self.i += 1
             elif self.peek() != "]":
@@ -369,71 +289,6 @@ class _Scanner(object):
                 self.i += 1
             elif self.peek() != "}":
                 raise _Unreadable()
-
-    def basic_string(self):
-        self.i += 1
-        while self.i < self.n:
-            c = self.s[self.i]
-            if c == "\\":
-                self.i += 2
-            elif c == '"':
-                self.i += 1
-                return
-            elif c == "\n":
-                break
-            else:
-                self.i += 1
-        raise _Unreadable()
-
-    def literal_string(self):
-        end = self.s.find("'", self.i + 1)
-        nl = self.s.find("\n", self.i + 1)
-        if end < 0 or 0 <= nl < end:
-            raise _Unreadable()
-        self.i = end + 1
-
-    def multiline_string(self):
-        delim = self.s[self.i:self.i + 3]
-        self.i += 3
-        while self.i < self.n:
-            if delim == '"""' and self.s[self.i] == "\\":
-                self.i += 2
-                continue
-            if self.s.startswith(delim, self.i):
-                self.i += 3
-                # Up to two more quotes belong to the string.
-                for _count in range(2):
-                    if self.peek() == delim[0]:
-                        self.i += 1
-                return
-            self.i += 1
-        raise _Unreadable()
-
-
-_SIMPLE_ESCAPES = {"b": "\b", "t": "\t", "n": "\n", "f": "\f", "r": "\r", '"': '"', "\\": "\\"}
-
-
-def _decode_basic(body):
-    """The text of a quoted key (escapes read; an escape that cannot be read is kept as written)."""
-    out, i = [], 0
-    while i < len(body):
-        c = body[i]
-        if c == "\\" and i + 1 < len(body):
-            nxt = body[i + 1]
-            width = {"u": 4, "U": 8}.get(nxt)
-            if nxt in _SIMPLE_ESCAPES:
-                out.append(_SIMPLE_ESCAPES[nxt])
-                i += 2
-                continue
-            if width and re.match(r"[0-9A-Fa-f]{%d}\Z" % width, body[i + 2:i + 2 + width]):
-                code = int(body[i + 2:i + 2 + width], 16)
-                if code <= 0x10FFFF:
-                    out.append(chr(code))
-                    i += 2 + width
-                    continue
-        out.append(c)
-        i += 1
-    return "".join(out)
 
 
 def _scan(text):

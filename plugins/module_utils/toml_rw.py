@@ -23,10 +23,9 @@ import math
 import re
 
 from ansible_collections.gpunode.nvidia.plugins.module_utils.secret_mask import is_secret_key
+from ansible_collections.gpunode.nvidia.plugins.module_utils.toml_lex import ESCAPES, HEX_DIGITS, Lexer
 
 BARE_KEY = re.compile(r"[A-Za-z0-9_-]+\Z")
-_BARE_CHARS = frozenset("ABCDEFGHIJKLMNOPQRSTUVWXYZabcdefghijklmnopqrstuvwxyz0123456789_-")
-_ESCAPES = {"b": "\b", "t": "\t", "n": "\n", "f": "\f", "r": "\r", '"': '"', "\\": "\\"}
 _DEC_INT = re.compile(r"[+-]?(0|[1-9](_?[0-9])*)\Z")
 _PREFIXED_INT = {
     "0x": (re.compile(r"0x[0-9A-Fa-f](_?[0-9A-Fa-f])*\Z"), 16),
@@ -36,8 +35,6 @@ _PREFIXED_INT = {
 _FLOAT = re.compile(r"[+-]?(0|[1-9](_?[0-9])*)((\.[0-9](_?[0-9])*)([eE][+-]?[0-9](_?[0-9])*)?|[eE][+-]?[0-9](_?[0-9])*)\Z")
 _SPECIAL_FLOAT = re.compile(r"[+-]?(inf|nan)\Z")
 _DATE_OR_TIME = re.compile(r"([0-9]{4}-[0-9]{2}-[0-9]{2}|[0-9]{2}:[0-9]{2})")
-# Characters that end a bare value (number, boolean) on its line.
-_VALUE_END = frozenset(" \t\r\n,]}#")
 
 # Table flags, kept per table object (by id) while parsing.
 _EXPLICIT = 1  # defined by a [header], or by dotted keys in an earlier section
@@ -141,13 +138,13 @@ def parse(text):
     return _Parser(text).parse()
 
 
-class _Parser(object):
+class _Parser(Lexer):
+    """The strict reader: keys and strings are read by Lexer, checked here (check_char, escape)."""
+
     def __init__(self, text):
         if not isinstance(text, str):
             raise TypeError("TOML text must be str")
-        self.s = text
-        self.n = len(text)
-        self.i = 0
+        super(_Parser, self).__init__(text)
         self.flags = {}
         self.aot_ids = set()  # lists created by [[array of tables]]
         self.pending = []  # tables made by dotted keys in the current section
@@ -172,14 +169,6 @@ class _Parser(object):
             return "(not shown: %s holds a secret)" % format_key(secret[-1])
         return repr(text) if quote else text
 
-    def peek(self, offset=0):
-        j = self.i + offset
-        return self.s[j] if j < self.n else ""
-
-    def skip_ws(self):
-        while self.i < self.n and self.s[self.i] in " \t":
-            self.i += 1
-
     def skip_comment(self):
         if self.peek() == "#":
             while self.i < self.n and self.s[self.i] != "\n":
@@ -187,17 +176,6 @@ class _Parser(object):
                 if (c < " " and c not in "\t\r") or c == "\x7f":
                     raise self.error("control character in a comment")
                 self.i += 1
-
-    def at_newline(self):
-        return self.peek() == "\n" or self.s.startswith("\r\n", self.i)
-
-    def skip_newline(self):
-        if self.peek() == "\n":
-            self.i += 1
-        elif self.s.startswith("\r\n", self.i):
-            self.i += 2
-        else:
-            raise self.error("expected a new line")
 
     def skip_blank(self):
         """Whitespace, comments and new lines (between statements and array items)."""
@@ -302,13 +280,7 @@ class _Parser(object):
 
     def table_header(self, root):
         pos = self.i
-        self.i += 1
-        self.skip_ws()
-        keys = self.key()
-        self.skip_ws()
-        if self.peek() != "]":
-            raise self.error("expected ']' to close the table header")
-        self.i += 1
+        keys = self.header_keys(False)
         parent = self.walk_header(root, keys, pos)
         last = keys[-1]
         if last in parent:
@@ -322,13 +294,7 @@ class _Parser(object):
 
     def array_table_header(self, root):
         pos = self.i
-        self.i += 2
-        self.skip_ws()
-        keys = self.key()
-        self.skip_ws()
-        if not self.s.startswith("]]", self.i):
-            raise self.error("expected ']]' to close the array of tables header")
-        self.i += 2
+        keys = self.header_keys(True)
         parent = self.walk_header(root, keys, pos)
         last = keys[-1]
         if last in parent:
@@ -345,12 +311,7 @@ class _Parser(object):
 
     def key_value(self, table, inline=False):
         pos = self.i
-        keys = self.key()
-        self.skip_ws()
-        if self.peek() != "=":
-            raise self.error("expected '=' after the key")
-        self.i += 1
-        self.skip_ws()
+        keys = self.key_equals()
         value_start = self.i
         self.value_keys.append(keys[-1])
         try:
@@ -376,46 +337,12 @@ class _Parser(object):
         table[keys[-1]] = value
         return keys, value_start, items, value
 
-    # ---- keys ----
-    def key(self):
-        keys = [self.simple_key()]
-        while True:
-            self.skip_ws()
-            if self.peek() != ".":
-                return keys
-            self.i += 1
-            self.skip_ws()
-            keys.append(self.simple_key())
-
-    def simple_key(self):
-        c = self.peek()
-        if c == '"':
-            if self.s.startswith('"""', self.i):
-                raise self.error("a key cannot be a multi-line string")
-            return self.basic_string()
-        if c == "'":
-            if self.s.startswith("'''", self.i):
-                raise self.error("a key cannot be a multi-line string")
-            return self.literal_string()
-        start = self.i
-        while self.i < self.n and self.s[self.i] in _BARE_CHARS:
-            self.i += 1
-        if self.i == start:
-            raise self.error("expected a key")
-        return self.s[start:self.i]
-
     # ---- values ----
     def value(self):
         """Return (value, item spans or None)."""
         c = self.peek()
-        if c == '"':
-            if self.s.startswith('"""', self.i):
-                return self.multiline_string('"""'), None
-            return self.basic_string(), None
-        if c == "'":
-            if self.s.startswith("'''", self.i):
-                return self.multiline_string("'''"), None
-            return self.literal_string(), None
+        if c in ('"', "'"):
+            return self.string(), None
         if c == "[":
             return self.array()
         if c == "{":
@@ -426,9 +353,7 @@ class _Parser(object):
 
     def bare_value(self):
         start = self.i
-        while self.i < self.n and self.s[self.i] not in _VALUE_END:
-            self.i += 1
-        token = self.s[start:self.i]
+        token = self.bare_token()
         if token in ("true", "false"):
             return token == "true"
         if _DATE_OR_TIME.match(token):
@@ -457,13 +382,13 @@ class _Parser(object):
         """At a backslash inside a basic string: return the text it stands for."""
         self.i += 1
         c = self.peek()
-        if c in _ESCAPES:
+        if c in ESCAPES:
             self.i += 1
-            return _ESCAPES[c]
+            return ESCAPES[c]
         if c in ("u", "U"):
             width = 4 if c == "u" else 8
             digits = self.s[self.i + 1:self.i + 1 + width]
-            if len(digits) != width or not all(d in "0123456789abcdefABCDEF" for d in digits):
+            if len(digits) != width or not all(d in HEX_DIGITS for d in digits):
                 raise self.error("\\%s needs %d hex digits" % (c, width))
             code = int(digits, 16)
             if code > 0x10FFFF or 0xD800 <= code <= 0xDFFF:
@@ -481,65 +406,6 @@ class _Parser(object):
                     self.i += 1
                 return ""
         raise self.error("unknown escape %s" % self.shown("\\" + c, quote=False))
-
-    def basic_string(self):
-        self.i += 1
-        out = []
-        while True:
-            if self.i >= self.n or self.at_newline():
-                raise self.error("unterminated string")
-            c = self.s[self.i]
-            if c == '"':
-                self.i += 1
-                return "".join(out)
-            if c == "\\":
-                out.append(self.escape(False))
-                continue
-            self.check_char(c)
-            out.append(c)
-            self.i += 1
-
-    def literal_string(self):
-        self.i += 1
-        start = self.i
-        while True:
-            if self.i >= self.n or self.at_newline():
-                raise self.error("unterminated string")
-            c = self.s[self.i]
-            if c == "'":
-                self.i += 1
-                return self.s[start:self.i - 1]
-            self.check_char(c)
-            self.i += 1
-
-    def multiline_string(self, delim):
-        literal = delim == "'''"
-        self.i += 3
-        if self.at_newline():
-            self.skip_newline()
-        out = []
-        while True:
-            if self.i >= self.n:
-                raise self.error("unterminated multi-line string")
-            if self.s.startswith(delim, self.i):
-                # Up to two quotes may sit right before the closing delimiter.
-                run = 3
-                while run < 5 and self.peek(run) == delim[0]:
-                    run += 1
-                out.append(delim[0] * (run - 3))
-                self.i += run
-                return "".join(out)
-            c = self.s[self.i]
-            if c == "\\" and not literal:
-                out.append(self.escape(True))
-                continue
-            if c == "\n" or self.s.startswith("\r\n", self.i):
-                out.append("\n")
-                self.skip_newline()
-                continue
-            self.check_char(c)
-            out.append(c)
-            self.i += 1
 
     def array(self):
         self.i += 1

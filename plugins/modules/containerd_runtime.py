@@ -246,6 +246,13 @@ effective:
       C(runtimes) (names), C(default_runtime_name), C(enable_cdi), C(cdi_spec_dirs), C(config_version), C(plugin_id).
   returned: when the configuration was checked with the binary
   type: dict
+dropin_mode:
+  description:
+    - The mode the drop-in was given because it was more readable than the main file, whose registry
+      credentials it may copy (the stricter of the two).
+  returned: when the drop-in's mode was tightened
+  type: str
+  sample: "0600"
 backup_file:
   description: Copy of the main configuration made before editing it.
   returned: when a backup was made
@@ -337,6 +344,20 @@ def apply(module, plan, params, result):
     else:
         put(module, config_path, plan.main_after, main_mode)
         put(module, dropin_path, plan.dropin_after, main_mode)
+
+
+def dropin_mode_fix(params, plan):
+    """(current, wanted) mode of a drop-in that stays and is more readable than config.toml, else None.
+
+    Before containerd 2.1 the drop-in carries a copy of the CRI table, registry credentials included,
+    so it is never left more readable than the file it copies from (a config.toml made 0600 later).
+    """
+    config_path, dropin_path = params["config_path"], params["dropin_path"]
+    if plan.dropin_after is None or not os.path.exists(dropin_path) or not os.path.exists(config_path):
+        return None
+    current = os.stat(dropin_path).st_mode & 0o777
+    wanted = current & (os.stat(config_path).st_mode & 0o777)
+    return (current, wanted) if wanted != current else None
 
 
 def file_modes(params):
@@ -482,6 +503,15 @@ def main():
         result.update(plugin_id=plan.plugin_id, plugin_merge=plan.plugin_merge, runtime=secret_mask.mask_data(plan.runtime))
     if module._diff and plan.changed:
         result["diff"] = diffs(plan, params)
+    mode_fix = dropin_mode_fix(params, plan)
+    if mode_fix:
+        result["changed"] = True
+        result["dropin_mode"] = "%04o" % mode_fix[1]
+        if module._diff:
+            result.setdefault("diff", []).append({
+                "before_header": params["dropin_path"], "after_header": params["dropin_path"],
+                "before": {"path": params["dropin_path"], "mode": "%04o" % mode_fix[0]},
+                "after": {"path": params["dropin_path"], "mode": "%04o" % mode_fix[1]}})
 
     wrote = False
     modes = file_modes(params)
@@ -492,6 +522,8 @@ def main():
             restore(module, plan, params, modes)
             module.fail_json(msg="cannot write the configuration: %s; the files were restored" % to_native(exc), **result)
         wrote = True
+    if mode_fix and not module.check_mode:
+        os.chmod(params["dropin_path"], mode_fix[1])
 
     if params["verify"] and runner and not (module.check_mode and plan.changed):
         effective, problems = check_effective(runner, params)

@@ -384,3 +384,21 @@ def test_credentials_in_a_drop_in_taken_over_are_masked(node, capsys):
     failed, undo = run_module(containerd_runtime.main, dict(args, state="absent"), capsys)
     assert not failed and undo["changed"] and not any(value in json.dumps(undo) for value in secret.values())
     assert read(args["dropin_path"]) == earlier
+
+
+def test_dropin_is_never_left_more_readable_than_config_toml(node, capsys):
+    """A config.toml made 0600 after the drop-in was written (say, when credentials were added): the
+    drop-in, which may copy its CRI table, follows on the next run, and then nothing changes."""
+    tmp_path, args = node
+    failed, result = run_module(containerd_runtime.main, args, capsys)
+    assert not failed and stat.S_IMODE(os.stat(args["dropin_path"]).st_mode) == 0o644
+    os.chmod(args["config_path"], 0o600)
+    failed, result = run_module(containerd_runtime.main, dict(args, _ansible_check_mode=True, _ansible_diff=True), capsys)
+    assert not failed and result["changed"] and result["dropin_mode"] == "0600"
+    assert result["diff"][-1]["after"] == {"path": args["dropin_path"], "mode": "0600"}
+    assert stat.S_IMODE(os.stat(args["dropin_path"]).st_mode) == 0o644
+    failed, result = run_module(containerd_runtime.main, args, capsys)
+    assert not failed and result["changed"]
+    assert stat.S_IMODE(os.stat(args["dropin_path"]).st_mode) == 0o600
+    failed, again = run_module(containerd_runtime.main, args, capsys)
+    assert not failed and not again["changed"]

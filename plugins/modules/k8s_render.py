@@ -30,10 +30,10 @@ description:
     content and mode are already right is left untouched, so a second run reports no change.
   - Secret objects are written with O(secret_mode), other files with mode 0644; directories the
     module makes get 0750.
-  - The values of C(data) and C(stringData) of Secret objects are never shown - the diff shows, per
+  - "The values of C(data) and C(stringData) of Secret objects are never shown - the diff shows, per
     key, C(<masked, unchanged>), C(<masked, changed: old>) and C(<masked, changed: new>),
     C(<masked, added>) or C(<masked, removed>) instead (and says so in its header), and the module's
-    own arguments are returned with them masked as C(<masked>).
+    own arguments are returned with them masked as C(<masked>)."
   - Needs PyYAML 5.1 or later on the host that runs it (usually the controller, with
     C(delegate_to) V(localhost)), which ansible-core itself requires.
 author:

@@ -219,6 +219,5 @@ def test_diff_says_which_secret_values_changed(capsys, tmp_path):
     assert "<masked, changed: old>" in diff["before"] and "<masked, changed: new>" in diff["after"]
     assert "extra: <masked, added>" in diff["after"]
     assert "bmV3LXRva2Vu" not in repr(result) and "ZXh0cmE=" not in repr(result)
-    unchanged = [key for key in SECRET.get("stringData") or {}]
-    for key in unchanged:
+    for key in SECRET.get("stringData") or {}:
         assert "%s: <masked, unchanged>" % key in diff["after"], diff["after"]

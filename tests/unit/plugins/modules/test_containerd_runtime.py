@@ -121,14 +121,19 @@ def test_verify_restores_the_files_when_containerd_does_not_show_the_runtime(nod
     assert read(args["config_path"]) == original and not os.path.exists(args["dropin_path"])
 
 
-def test_verify_returns_containerd_view(node, capsys):
-    tmp_path, args = node
-    dump = cases.real("1.7", "default.toml").replace(
+def dump_with_nvidia(extra_options=""):
+    """containerd 1.7's `config dump` with the nvidia runtime registered (and ``extra_options`` in its options)."""
+    return cases.real("1.7", "default.toml").replace(
         '[plugins."io.containerd.grpc.v1.cri".containerd.untrusted_workload_runtime]',
         '[plugins."io.containerd.grpc.v1.cri".containerd.runtimes.nvidia]\n  runtime_type = "io.containerd.runc.v2"\n'
-        '[plugins."io.containerd.grpc.v1.cri".containerd.runtimes.nvidia.options]\n  BinaryName = "%s"\n'
-        '[plugins."io.containerd.grpc.v1.cri".containerd.untrusted_workload_runtime]' % cases.BINARY,
+        '[plugins."io.containerd.grpc.v1.cri".containerd.runtimes.nvidia.options]\n  BinaryName = "%s"\n%s'
+        '[plugins."io.containerd.grpc.v1.cri".containerd.untrusted_workload_runtime]' % (cases.BINARY, extra_options),
     )
+
+
+def test_verify_returns_containerd_view(node, capsys):
+    tmp_path, args = node
+    dump = dump_with_nvidia()
     (tmp_path / "dump.toml").write_text(dump)
     failed, result = run_module(containerd_runtime.main, dict(args, verify=True), capsys)
     assert not failed, result
@@ -351,12 +356,7 @@ def test_containerd_errors_are_masked(node, capsys):
 
 def test_the_runtime_and_containerd_view_show_no_secret(node, capsys):
     tmp_path, args = node
-    dump = cases.real("1.7", "default.toml").replace(
-        '[plugins."io.containerd.grpc.v1.cri".containerd.untrusted_workload_runtime]',
-        '[plugins."io.containerd.grpc.v1.cri".containerd.runtimes.nvidia]\n  runtime_type = "io.containerd.runc.v2"\n'
-        '[plugins."io.containerd.grpc.v1.cri".containerd.runtimes.nvidia.options]\n  BinaryName = "%s"\n  ApiToken = "canary-t"\n'
-        '[plugins."io.containerd.grpc.v1.cri".containerd.untrusted_workload_runtime]' % cases.BINARY,
-    )
+    dump = dump_with_nvidia('  ApiToken = "canary-t"\n')
     (tmp_path / "dump.toml").write_text(dump)
     with open(args["config_path"], "a") as handle:
         handle.write('[plugins."io.containerd.grpc.v1.cri".containerd.runtimes.runc.options.Secrets]\n  token = "canary-r"\n')

@@ -25,34 +25,11 @@ need_root() {
 APT_LOCKS=(/var/lib/dpkg/lock-frontend /var/lib/dpkg/lock /var/lib/apt/lists/lock /var/cache/apt/archives/lock)
 APT_LOCK_TIMEOUT=${APT_LOCK_TIMEOUT:-900}
 
+# The same reader as the modules' (plugins/module_utils/pkg_locks.py, standard library only).
+GPUNODE_PKG_LOCKS=$(cd "$(dirname "${BASH_SOURCE[0]}")/.." && pwd)/plugins/module_utils/pkg_locks.py
 apt_lock_holder() {  # prints "PID n (command) on LOCK" for the first held apt/dpkg lock, else nothing
   command -v python3 >/dev/null || return 0  # then DPkg::Lock::Timeout alone
-  python3 - "${APT_LOCKS[@]}" <<'EOF'
-import fcntl
-import os
-import struct
-import sys
-
-FLOCK = "hhqqi4x"  # struct flock on LP64 Linux: type, whence, start, len, pid
-for path in sys.argv[1:]:
-    try:
-        fd = os.open(path, os.O_RDONLY)
-    except OSError:
-        continue
-    try:
-        probe = struct.pack(FLOCK, fcntl.F_WRLCK, 0, 0, 0, 0)
-        ltype, _, _, _, pid = struct.unpack(FLOCK, fcntl.fcntl(fd, fcntl.F_GETLK, probe))
-    finally:
-        os.close(fd)
-    if ltype != fcntl.F_UNLCK:
-        try:
-            with open("/proc/%d/comm" % pid) as comm:
-                name = comm.read().strip()
-        except OSError:
-            name = "?"
-        print("PID %d (%s) on %s" % (pid, name, path))
-        break
-EOF
+  python3 "$GPUNODE_PKG_LOCKS" "${APT_LOCKS[@]}"
 }
 
 apt_get() {  # apt-get ARGS...: waits up to APT_LOCK_TIMEOUT s for the apt/dpkg locks instead of failing

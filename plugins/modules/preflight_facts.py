@@ -17,6 +17,8 @@ description:
     (C(/proc/driver/nvidia/version)), NVIDIA kernel modules installed per kernel, the NVML
     userspace library, UEFI Secure Boot, the kernel and whether its build headers are installed
     or installable, virtualization, init system, OS and architecture.
+  - The package manager's health, to repair before anything is installed - an interrupted dpkg, packages a
+    killed run left half-way, an unfinished dnf transaction - and who holds its locks.
   - Optionally also the installed versions of named packages, the state of named systemd units
     and the SHA-256 of named files, so that later roles can decide from this one call.
   - Publishes everything as the fact C(gpunode_preflight). It never changes the node and never
@@ -133,13 +135,23 @@ ansible_facts:
         files:
           description: SHA-256 of each requested file, null when absent.
           type: dict
+        package_manager:
+          description: >-
+            The package manager's health (see M(gpunode.nvidia.package_repair)): C(manager) (dpkg or rpm),
+            C(interrupted) (dpkg's journal holds updates a killed dpkg did not fold in), C(pending) (packages
+            left half-installed, unpacked, half-configured, with triggers not run, or on EL installed in two
+            versions: name and state), C(locks) (held locks: path, pid, command), C(healthy) and C(repair)
+            (the command lines that would repair it).
+          type: dict
+          sample: {"manager": "dpkg", "interrupted": true, "pending": [{"name": "containerd", "state": "half-configured"}],
+                   "locks": [], "healthy": false, "repair": ["dpkg --force-confdef --force-confold --configure -a"]}
 """
 
 import os
 
 from ansible.module_utils.basic import AnsibleModule
 
-from ansible_collections.gpunode.nvidia.plugins.module_utils import host, packages, sysfs
+from ansible_collections.gpunode.nvidia.plugins.module_utils import host, packages, pkg_health, sysfs
 from ansible_collections.gpunode.nvidia.plugins.module_utils.runner import make_runner
 
 WATCHED_MODULES = ("nvidia", "nvidia_uvm", "nvidia_modeset", "nvidia_drm", "nvidia_peermem", "nouveau")
@@ -181,6 +193,7 @@ def gather(root, params, run, sha256):
             "nvml_library": host.nvml_library(run, root),
         },
         "packages": packages.versions(os_info["family"], params.get("packages") or [], run, root),
+        "package_manager": pkg_health.health(os_info["family"], run, root),
         "services": host.service_states(params.get("services") or [], run),
         "files": dict((p, sha256(p) if os.path.isfile(p) else None) for p in params.get("files") or []),
     }

@@ -41,7 +41,9 @@ echo "released at $(cat /var/tmp/gpunode-released 2>/dev/null || echo never)"
 
 
 def test_apt_get_waits_for_the_locks_then_succeeds(nodes):
-    node = nodes.start("bookworm", "--volume", "%s:/gpunode/scripts:ro" % os.path.join(ROOT, "scripts"))
+    # lib.sh reads the locks with the collection's own reader (plugins/module_utils/pkg_locks.py).
+    node = nodes.start("bookworm", "--volume", "%s:/gpunode/scripts:ro" % os.path.join(ROOT, "scripts"),
+                       "--volume", "%s:/gpunode/plugins:ro" % os.path.join(ROOT, "plugins"))
     run = podman("exec", node, "bash", "-c", SCRIPT % (HOLDER, HOLD_SECONDS), check=False)
     out = run.stdout + run.stderr
     holder = re.search(r"^holder (\d+)$", out, re.M).group(1)

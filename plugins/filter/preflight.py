@@ -58,6 +58,24 @@ def preflight_verdict(facts, supported_os, supported_architectures, require_syst
     return verdict
 
 
+def preflight_repair_report(result):
+    """What the package_repair task waited for and repaired, with the one line the run report prints."""
+    result = result or {}
+    commands = [c.get("command") for c in result.get("commands") or []]
+    parts = []
+    if result.get("waited_s") and result.get("waited_for"):
+        parts.append("waited %ss for %s" % (result["waited_s"], ", ".join(result["waited_for"])))
+    if result.get("repaired"):
+        parts.append("repaired %s with %s" % (result["repaired"], " && ".join(commands)))
+    return {
+        "waited_s": result.get("waited_s") or 0,
+        "waited_for": list(result.get("waited_for") or []),
+        "repaired": result.get("repaired") or "",
+        "commands": commands,
+        "line": "; ".join(parts),
+    }
+
+
 class FilterModule(object):
     def filters(self):
-        return {"preflight_verdict": preflight_verdict}
+        return {"preflight_verdict": preflight_verdict, "preflight_repair_report": preflight_repair_report}

@@ -36,6 +36,11 @@ def run_module(main, args, capsys):
     return exc.value.code != 0, result
 
 
+def warnings_of(result):
+    """A module result's warnings as text: 2.19 and later return them as events, 2.16 to 2.18 as strings."""
+    return [w["event"]["msg"] if isinstance(w, dict) else w for w in result.get("warnings") or []]
+
+
 class FakeRun(object):
     """Test double for run_command: canned (rc, stdout, stderr) per argv[0].
 

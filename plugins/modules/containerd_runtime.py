@@ -336,7 +336,7 @@ def apply(module, plan, params, result):
     config_path, dropin_path = params["config_path"], params["dropin_path"]
     main_mode = os.stat(config_path).st_mode & 0o777 if os.path.exists(config_path) else 0o644
     if plan.main_changed and plan.main_before is not None and params["backup"]:
-        result["backup_file"] = module.backup_local(config_path)
+        result["backup_file"] = files.backup_atomic(config_path)
     # Never let config.toml import a file that is not there: containerd 1.x would not start.
     if params["state"] == "present":
         put(module, dropin_path, plan.dropin_after, main_mode)

@@ -139,7 +139,7 @@ from ansible.module_utils.common.text.converters import to_native
 
 from ansible_collections.gpunode.nvidia.plugins.module_utils import toolkit_config as tc
 from ansible_collections.gpunode.nvidia.plugins.module_utils.containerd_config import read_text
-from ansible_collections.gpunode.nvidia.plugins.module_utils.files import write_atomic
+from ansible_collections.gpunode.nvidia.plugins.module_utils.files import backup_atomic, write_atomic
 from ansible_collections.gpunode.nvidia.plugins.module_utils.secret_mask import MASKED, NOTE, is_secret_key, mask_data, mask_diff
 
 CREATED_MODE = 0o644  # what the toolkit package gives the file
@@ -186,7 +186,7 @@ def main():
         }
     if plan.changed and not module.check_mode:
         if plan.before is not None and module.params["backup"]:
-            result["backup_file"] = module.backup_local(path)
+            result["backup_file"] = backup_atomic(path)
         try:
             write_atomic(module, path, plan.after, CREATED_MODE)
         except OSError as exc:

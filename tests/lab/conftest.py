@@ -15,6 +15,13 @@ import pytest
 
 ROOT = os.path.abspath(os.path.join(os.path.dirname(__file__), "..", ".."))
 IMAGE_PREFIX = os.environ.get("LAB_IMAGE_PREFIX", "localhost/gpunode-lab")
+# Lines the fault-injection test (test_faults.py) leaves for the end of the run's output.
+FAULT_SUMMARY = []
+
+
+def pytest_terminal_summary(terminalreporter):
+    for line in FAULT_SUMMARY:
+        terminalreporter.write_line(line)
 
 
 def podman(*args, check=True):

@@ -36,25 +36,53 @@ count() {  # WORD-regex TEXT -> the sum of the numbers before WORD in TEXT
   { grep -oE "[0-9]+ ($1)" <<<"$2" || true; } | awk '{s += $1} END {print s + 0}'
 }
 
-# pytest with its counts added to the run's totals; "no tests collected" (exit 5)
-# is a failure here: every suite this script names must have tests.
+# Adds the counts on a pytest log's last line to the run's totals and passes pytest's exit
+# status on; "no tests collected" (exit 5) is a failure here: every suite this script names
+# must have tests.
+count_pytest() {  # RC LOG WHAT
+  local counts
+  counts=$(tail -n 1 "$2")
+  passed=$((passed + $(count passed "$counts")))
+  failed=$((failed + $(count 'failed|errors?' "$counts")))
+  if [ "$1" -eq 5 ]; then
+    echo "pytest collected no tests in $3" >&2
+    failed=$((failed + 1))
+    return 1
+  fi
+  return "$1"
+}
+
+# pytest with its counts added to the run's totals.
 run_pytest() {
-  local log rc counts
+  local log rc
   log=$(mktemp)
   # Called by step() with errexit off: leave it as found, or a failing suite
   # would end the whole run here instead of being counted.
   "${PYTEST_PYTHON[@]:-python}" -m pytest -q -p no:cacheprovider "$@" 2>&1 | tee "$log"
   rc=${PIPESTATUS[0]}
-  counts=$(tail -n 1 "$log")
+  count_pytest "$rc" "$log" "$*" || rc=$?
   rm -f "$log"
-  passed=$((passed + $(count passed "$counts")))
-  failed=$((failed + $(count 'failed|errors?' "$counts")))
-  if [ "$rc" -eq 5 ]; then
-    echo "pytest collected no tests in $*" >&2
-    failed=$((failed + 1))
-    return 1
-  fi
   return "$rc"
+}
+
+# The fault-injection test (tests/lab/test_faults.py: 7 minutes alone, most of them DKMS
+# builds and waits on them) runs in the background beside the controller matrix, whose legs
+# mostly wait on one ansible run each: the two share the cores instead of taking turns. It
+# has a lab of its own (prefix, state, mirror).
+FAULTS_LOG=$(mktemp)
+faults_start() {
+  (
+    set +e
+    # Bounded: a hung fault leaves the rest of the run its time.
+    timeout 2400 python -m pytest -q -p no:cacheprovider tests/lab/test_faults.py >"$FAULTS_LOG" 2>&1
+    echo $? >"$FAULTS_LOG.rc"
+  ) &
+  FAULTS_PID=$!
+}
+faults_result() {
+  wait "$FAULTS_PID"
+  cat "$FAULTS_LOG"
+  count_pytest "$(cat "$FAULTS_LOG.rc" 2>/dev/null || echo 1)" "$FAULTS_LOG" tests/lab/test_faults.py
 }
 
 # A leg of the controller matrix runs pytest with its own Python (LEG_PY, set by the leg).
@@ -111,8 +139,11 @@ step "ansible-test sanity" bash scripts/sanity.sh
 step "unit tests" run_pytest tests/unit
 step "collection build and docs" run_pytest tests/build
 step "entry scripts (root, sudo)" run_pytest tests/scripts
-step "lab tests (podman nodes)" run_pytest tests/lab
+step "lab tests (podman nodes)" run_pytest tests/lab --ignore=tests/lab/test_faults.py
+say "lab fault injection: started in the background, beside the controller matrix"
+faults_start
 controller_matrix
+step "lab fault injection (its wait after the controller matrix)" faults_result
 step "molecule scenarios" molecule_all
 
 say "summary"

@@ -157,8 +157,13 @@ def campaign(fault_lab):
     def run(n, *extra):
         return Playbook(str(lab_dir / ("run%d.log" % n)), [inventory] + list(extra))
 
+    # scripts/test.sh runs this test beside the controller matrix: A's orphaned DKMS build shares
+    # the two cores with other builds, so runs 1 to 3 wait up to 20 minutes for its lock, not 10.
+    patient = lab_dir / "patient.yml"
+    patient.write_text("all:\n  vars:\n    preflight_package_lock_timeout: 1200\n")
+
     # Run 1: the DKMS build on B dies with its dpkg; A's controller dies in the same step.
-    first = run(1)
+    first = run(1, patient)
     arm(node_b, "dkms", "/cc1 ", POWER_LOSS)
     arm(node_a, "dkms", "/cc1 ")
     seen = first.wait_for(DRIVER_INSTALL) and until(lambda: fired(node_a, "dkms"), 900)
@@ -170,7 +175,7 @@ def campaign(fault_lab):
     runs[1] = first.output()
 
     # Run 2: through the repair and the driver, then killed while apt installs the toolkit.
-    second = run(2)
+    second = run(2, patient)
     seen = second.wait_for(TOOLKIT_INSTALL, 1500)
     if seen:
         arm(node_a, "toolkit", "apt-get .*nvidia-container-toolkit")
@@ -180,7 +185,7 @@ def campaign(fault_lab):
     runs[2] = second.output()
 
     # Run 3: B's dpkg dies in containerd's post-install script; the controller in the same step.
-    third = run(3)
+    third = run(3, patient)
     arm(node_b, "containerd", "info/containerd[.]postinst", POWER_LOSS)
     seen = third.wait_for(CONTAINERD_INSTALL, 900)
     b_killed = seen and until(lambda: fired(node_b, "containerd"), 300, 0.1)

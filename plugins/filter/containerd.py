@@ -35,11 +35,25 @@ def _binary_missing(result, settings):
     return settings["state"] == "present" and result.get("binary_exists") is False
 
 
+def _active_state(unit, ctr):
+    """The unit's ActiveState after this run, or None where it was not read.
+
+    The systemd module returns the status it found, before it started the unit: a unit
+    this run started is active once containerd answered `ctr version` after the start.
+    """
+    status = (unit or {}).get("status") or {}
+    if not status:
+        return None
+    if (unit or {}).get("changed") and ctr and not ctr.get("skipped") and ctr.get("rc") == 0:
+        return "active"
+    return status.get("ActiveState")
+
+
 def _problems(result, unit, ctr, settings, runtime):
     binary_missing = _binary_missing(result, settings)
     problems = []
     status = (unit or {}).get("status") or {}
-    if status and status.get("ActiveState") != "active":
+    if _active_state(unit, ctr) not in (None, "active"):
         problems.append("containerd is %s (%s): see journalctl -u containerd." % (status.get("ActiveState"), status.get("SubState")))
     if ctr and not ctr.get("skipped") and ctr.get("rc") != 0:
         problems.append("containerd does not answer on %s (ctr version): %s" % (settings["socket"], (ctr.get("stderr") or ctr.get("msg") or "").strip()))
@@ -70,7 +84,6 @@ def containerd_published(result, unit, ctr, settings):
     runtime = effective.get("runtime") if "effective" in result else None
     present = settings["state"] == "present"
     binary_missing = _binary_missing(result, settings)
-    status = (unit or {}).get("status") or {}
     options = (runtime or {}).get("options") or {}
     return {
         "version": result.get("containerd_version"),
@@ -81,7 +94,7 @@ def containerd_published(result, unit, ctr, settings):
         "changed": bool(result.get("changed")),
         # Read from `containerd config dump` in this run (false in check mode with changes pending).
         "checked": "effective" in result,
-        "active": status.get("ActiveState") if status else None,
+        "active": _active_state(unit, ctr),
         "runtime": {
             "name": settings["name"] if present else None,
             "state": settings["state"],

@@ -44,6 +44,19 @@ def test_every_problem_is_named():
     ]
 
 
+def test_a_unit_this_run_started_is_active_once_containerd_answers():
+    # The systemd module returns the status it found before it started containerd.
+    started = {"changed": True, "status": {"ActiveState": "inactive", "SubState": "dead"}}
+    fact = c.containerd_published(RESULT, started, {"rc": 0, "stdout": "Server: 1.7.24"}, SETTINGS)
+    assert fact["active"] == "active" and fact["problems"] == []
+    # Check mode: nothing started, nothing asked; the unit is reported as found.
+    fact = c.containerd_published(RESULT, started, SKIPPED, SETTINGS)
+    assert fact["active"] == "inactive" and fact["problems"] == ["containerd is inactive (dead): see journalctl -u containerd."]
+    # Started but not answering: both said.
+    problems = c.containerd_published(RESULT, started, {"rc": 1, "stderr": "refused"}, SETTINGS)["problems"]
+    assert problems[0] == "containerd is inactive (dead): see journalctl -u containerd." and "ctr version" in problems[1]
+
+
 def test_a_runtime_missing_from_the_dump_fails():
     result = dict(RESULT, effective=dict(RESULT["effective"], runtime=None))
     assert c.containerd_published(result, ACTIVE, SKIPPED, SETTINGS)["problems"] == ["containerd config dump has no runtime nvidia."]

@@ -17,6 +17,18 @@ from .test_preflight_refusals import recap
 NODES = "bookworm:2,trixie:1"
 
 
+def report_text(out):
+    """The run report site.yml printed (its last task, before the recap)."""
+    start = out.rindex("TASK [Report the run")
+    text = out[out.index("\n", start) + 1:out.index("PLAY RECAP", start)]
+    return text[text.index("Run report"):]
+
+
+def state_of(report):
+    """What a run read of each node, without what it changed."""
+    return [dict((k, v) for k, v in node.items() if k != "changed") for node in report["nodes"]]
+
+
 def readme_commands():
     """The commands of the README's "## The two commands" block, without their comments."""
     with open(os.path.join(ROOT, "README.md")) as readme:
@@ -71,16 +83,19 @@ def test_readme_main_command_then_site_changes_nothing(own_lab, no_sudo, main_ru
     assert main.returncode == 0, out
     assert not sudo_mark.exists(), sudo_mark.read_text()
     hosts = lab_hosts(own_lab["LAB_NAME_PREFIX"], NODES)
-    # It ends with the run report: the last play, one line per node, then the recap.
-    last_play = out[out.rindex("\nPLAY ["):]
-    assert last_play.startswith("\nPLAY [Report every node of the run]"), last_play[:200]
-    tail = last_play[last_play.index("TASK [Print one line per GPU node]"):last_play.index("PLAY RECAP")]
+    # It ends with the run report, as plain text: the tally first (lab nodes have no GPU), one line
+    # per node, then the recap.
+    tail = report_text(out)
+    assert tail.startswith("Run report: 3 nodes: 3 no GPU\n"), tail
     for host in hosts:
-        assert re.search(r"%s\s+debian 1[23] " % host, tail), tail
         assert recap(out, host)["failed"] == 0
         # The toolkit (the lab mirror's test-double packages) at the role's default pin, and the
-        # runtime containerd registered, its binary there.
-        assert re.search(r"%s\s.* 1\.20\.0-1 +1\.[67]\.\d+ \(nvidia\) +ok" % host, tail), tail
+        # runtime containerd registered, its binary there; what this first run changed.
+        assert re.search(r"^%s +debian 1[23] +-/0 +\d+\.\d+\.\d+ +1\.20\.0-1 +1\.[67]\.\d+ \(nvidia\) +no GPU"
+                         r" +container_toolkit, containerd$" % host, tail, re.M), tail
+    assert "Failed:" not in tail and "Failed to import" not in tail
+    report = json.loads(open(os.path.join(ROOT, "gpunode-reports", "run-report.json")).read())
+    assert [n["host"] for n in report["nodes"]] == hosts and report["tally"] == "3 nodes: 3 no GPU"
 
     # No driver_version was given (the lab sets none): the driver role resolved one, and
     # validate's driver stage checked exactly the version installed on each node.
@@ -88,7 +103,7 @@ def test_readme_main_command_then_site_changes_nothing(own_lab, no_sudo, main_ru
     for host in hosts:
         installed = subprocess.run(["podman", "exec", host, "dpkg-query", "-W", "-f", "${Version}", "nvidia-kernel-dkms"],
                                    check=True, capture_output=True, text=True).stdout.split("-")[0]
-        with open(os.path.join(ROOT, "playbooks", "validate-reports", host + ".json")) as handle:
+        with open(os.path.join(ROOT, "gpunode-reports", host + ".json")) as handle:
             driver = [s for s in json.load(handle)["stages"] if s["stage"] == "driver"][0]
         assert driver["details"]["expected"]["driver_version"] == installed, (host, driver["details"])
         assert driver["details"]["expected"]["driver_branch"] == installed.split(".")[0]
@@ -131,7 +146,9 @@ def test_a_registry_password_never_leaves_containerd_files(own_lab, main_run):
     inventory = lab("inventory", env=own_lab).stdout.strip()
 
     check = run_playbook(inventory, "playbooks/site.yml", "--check", "--diff")
+    check_report = json.loads(open(os.path.join(ROOT, "gpunode-reports", "run-report.json")).read())
     real = run_playbook(inventory, "playbooks/site.yml", "--diff", "-vvv")
+    real_report = json.loads(open(os.path.join(ROOT, "gpunode-reports", "run-report.json")).read())
     outputs = {"--check --diff": check.stdout + check.stderr, "--diff -vvv": real.stdout + real.stderr}
     assert check.returncode == 0, outputs["--check --diff"][-5000:]
     assert real.returncode == 0, outputs["--diff -vvv"][-5000:]
@@ -140,13 +157,21 @@ def test_a_registry_password_never_leaves_containerd_files(own_lab, main_run):
         # The diff still says which secret is there, masked.
         assert "secret values masked" in out and 'password = "<masked, ' in out, name
         # It ends with the run report all the same.
-        assert "TASK [Print one line per GPU node]" in out[out.rindex("\nPLAY ["):], name
+        assert "Run report" in report_text(out), name
     for host in hosts:
         # Converged nodes: check mode with --diff reads them and reports no change; so does the real run.
         # The planted node: the drop-in (its copy of the CRI table, mode 0600 now) and containerd's restart.
         for name, out in outputs.items():
             stats = recap(out, host)
             assert stats["failed"] == 0 and (stats["changed"] > 0) == (host == planted), (name, host, stats)
+
+    # Check mode reads what a real run reads (the probes run in check mode too): the same report but for
+    # what changed, which check mode only predicts (here the planted node's drop-in and containerd).
+    assert check_report["check_mode"] is True and real_report["check_mode"] is False
+    assert state_of(check_report) == state_of(real_report) and check_report["tally"] == real_report["tally"]
+    assert all(n["containerd"] and n["toolkit"] and n["driver"] for n in check_report["nodes"]), check_report["nodes"]
+    assert [n["changed"] for n in check_report["nodes"]] == [n["changed"] for n in real_report["nodes"]]
+    assert [n["host"] for n in real_report["nodes"] if n["changed"]] == [planted]
 
     # The controller: reports, the lab's state, anything under the checkout.
     found = subprocess.run(["grep", "-rlF", "--exclude-dir=.git", "--exclude-dir=.venv", "--exclude-dir=.cache", TOKEN, ROOT,
@@ -159,3 +184,79 @@ def test_a_registry_password_never_leaves_containerd_files(own_lab, main_run):
         assert node(planted, "stat", "-c", "%a", path).stdout.strip() == "600", path
     # The password is still in effect: containerd loads it.
     assert TOKEN in node(planted, "containerd", "config", "dump").stdout
+
+
+# The run report under the ways operators run site.yml (--check --diff on a drifted node, --limit to a
+# node that fails, an installed collection limited to one node), on the converged nodes above; each run
+# writes its report into a directory of its own. --check on the converged fleet: the canary test above.
+def site(own_lab, tmp_path, *args):
+    inventory = lab("inventory", env=own_lab).stdout.strip()
+    result = run_playbook(inventory, "playbooks/site.yml", "-e", "gpunode_report_dir=%s" % tmp_path, *args)
+    out = result.stdout + result.stderr
+    path = tmp_path / "run-report.json"
+    return result.returncode, out, (json.loads(path.read_text()) if path.exists() else None)
+
+
+def test_check_diff_on_a_drifted_node_shows_the_drift_and_the_report_names_it(own_lab, main_run, tmp_path):
+    host = lab_hosts(own_lab["LAB_NAME_PREFIX"], NODES)[2]  # Debian 13
+    drift = node(host, "sh", "-ec", "sed -i '/^imports *=/d' /etc/containerd/config.toml; systemctl stop containerd")
+    assert drift.returncode == 0, drift.stderr
+    rc, out, report = site(own_lab, tmp_path, "--check", "--diff", "--limit", host)
+    assert rc == 0, out[-5000:]
+    assert re.search(r"^\+imports = ", out, re.M), out[-5000:]  # the drift, in the diff
+    entry = report["nodes"][0]
+    assert entry["host"] == host and entry["state"] == "no_gpu" and "containerd" in entry["changed"], entry
+    assert "stopped" in entry["containerd"], entry
+    # Nothing changed on the node: check mode.
+    assert node(host, "systemctl", "is-active", "containerd").stdout.strip() != "active"
+    rc, out, report = site(own_lab, tmp_path, "--limit", host)
+    assert rc == 0 and report["nodes"][0]["changed"] == ["containerd"], out[-3000:]
+    assert node(host, "systemctl", "is-active", "containerd").stdout.strip() == "active"
+
+
+def test_limit_to_a_node_that_fails_preflight_reports_it(own_lab, main_run, tmp_path):
+    host = lab_hosts(own_lab["LAB_NAME_PREFIX"], NODES)[1]
+    extra = tmp_path / "refuse.yml"
+    extra.write_text("gpu_nodes:\n  hosts:\n    %s:\n      preflight_supported_architectures: [aarch64]\n" % host)
+    rc, out, report = site(own_lab, tmp_path, "-i", str(extra), "--limit", host)
+    assert rc == 2, out[-3000:]
+    assert report["tally"] == "1 node: 1 failed: preflight", report
+    text = report_text(out)
+    assert text.startswith("Run report: 1 node: 1 failed: preflight\n"), text
+    assert re.search(r"^  preflight on %s: .*x86_64" % re.escape(host), text, re.M), text
+    assert recap(out, host)["failed"] == 1
+
+
+def test_the_installed_collection_limited_to_one_node_reports_it_and_writes_nothing_inside_itself(own_lab, main_run, tmp_path):
+    """The collection built and installed from its tarball, then made read-only (as root, modes alone do not
+    stop a write: the proof is that nothing in the installed tree changed), run with --limit to one node:
+    the report is that node's, and the reports go where the run is."""
+    host = lab_hosts(own_lab["LAB_NAME_PREFIX"], NODES)[0]
+    build = subprocess.run(["ansible-galaxy", "collection", "build", "--output-path", str(tmp_path), ROOT],
+                           check=False, capture_output=True, text=True)
+    assert build.returncode == 0, build.stderr
+    tarball = next(tmp_path.glob("gpunode-nvidia-*.tar.gz"))
+    installed = tmp_path / "collections"
+    subprocess.run(["ansible-galaxy", "collection", "install", "--offline", "--force", "-p", str(installed), str(tarball)],
+                   check=True, capture_output=True, text=True)
+    tree = installed / "ansible_collections" / "gpunode" / "nvidia"
+    assert not list(tree.rglob("*report*.json")), "the tarball carries a run's reports"
+    subprocess.run(["chmod", "-R", "a-w", str(tree)], check=True)
+    before = sorted((str(p), p.stat().st_mtime_ns) for p in tree.rglob("*"))
+    work = tmp_path / "work"
+    work.mkdir()
+    inventory = lab("inventory", env=own_lab).stdout.strip()
+    # Only the installed copy of gpunode.nvidia on the path (containers.podman comes with ansible), no checkout config.
+    env = dict(os.environ, ANSIBLE_COLLECTIONS_PATH=str(installed), ANSIBLE_NOCOLOR="1")
+    env.pop("ANSIBLE_CONFIG", None)
+    run = subprocess.run(["ansible-playbook", "-i", inventory, "gpunode.nvidia.site", "--limit", host], check=False,
+                         cwd=str(work), env=env, capture_output=True, text=True)
+    subprocess.run(["chmod", "-R", "u+w", str(tree)], check=True)
+    out = run.stdout + run.stderr
+    assert run.returncode == 0, out[-3000:]
+    assert recap(out, host)["changed"] == 0
+    report = json.loads((work / "gpunode-reports" / "run-report.json").read_text())
+    assert [n["host"] for n in report["nodes"]] == [host] and report["tally"] == "1 node: 1 no GPU", report
+    assert report_text(out).startswith("Run report: 1 node: 1 no GPU\n"), report_text(out)
+    assert (work / "gpunode-reports" / (host + ".json")).exists()
+    assert sorted((str(p), p.stat().st_mtime_ns) for p in tree.rglob("*")) == before

@@ -7,6 +7,7 @@ validate_continue_after_failure is on: lab nodes have no GPU, so the driver stag
 would block the later stages; with it every stage runs, and its templating is proven on the line.
 """
 
+import json
 import os
 import re
 import subprocess
@@ -30,9 +31,10 @@ def recaps(output):
             for host, counts in re.findall(r"^(\S+)\s+: (.*)$", tail, re.M)}
 
 
-def site(inventory):
-    proc = subprocess.run(["ansible-playbook", "playbooks/site.yml", "-i", inventory, "-e", "validate_continue_after_failure=true"],
-                          cwd=ROOT, capture_output=True, text=True, check=False)
+def site(inventory, report_dir):
+    # Reports into this test's own directory: the fault test runs beside the matrix and writes its own.
+    proc = subprocess.run(["ansible-playbook", "playbooks/site.yml", "-i", inventory, "-e", "validate_continue_after_failure=true",
+                           "-e", "gpunode_report_dir=%s" % report_dir], cwd=ROOT, capture_output=True, text=True, check=False)
     return proc.returncode, proc.stdout + proc.stderr
 
 
@@ -41,9 +43,9 @@ def test_this_leg_runs_its_ansible_core():
     assert re.match(r"ansible-playbook \[core %s\]" % re.escape(required_env("GPUNODE_LEG_CORE")), out), out
 
 
-def test_site_converges_then_changes_nothing():
+def test_site_converges_then_changes_nothing(tmp_path):
     inventory = required_env("GPUNODE_LEG_INVENTORY")
-    rc, first = site(inventory)
+    rc, first = site(inventory, tmp_path)
     assert rc == 0, first
     nodes = [h for h in recaps(first) if h != "localhost"]
     assert len(nodes) == 1, recaps(first)
@@ -51,9 +53,14 @@ def test_site_converges_then_changes_nothing():
     assert recaps(first)[node]["failed"] == 0 and recaps(first)[node]["changed"] > 0, recaps(first)
     # Every stage ran; on a node without a GPU: the driver fails (no GPU), the toolkit and
     # runtime pass, the container stage fails to pull its image (no registry here), the cuda stage finds no GPU.
-    assert re.search(r"^\s*\"%s\s+FAIL\s+PASS\s+FAIL\s+FAIL\s+SKIP\s+no GPU \(not failed\)" % node, first, re.M), first
-    assert re.search(r"\"%s\s+debian 12 .* 1\.20\.0-1 +1\.6\.\d+ \(nvidia\) +ok\"" % node, first), first
+    report = json.loads((tmp_path / "run-report.json").read_text())
+    assert report["tally"] == "1 node: 1 no GPU" and [n["host"] for n in report["nodes"]] == [node], report
+    assert report["nodes"][0]["validate"] == {"driver": "fail", "toolkit": "pass", "container": "fail", "cuda": "fail",
+                                              "plugin": "skip"}, report["nodes"][0]
+    # The run report as printed (plain text, not a quoted debug list).
+    assert re.search(r"^Run report: 1 node: 1 no GPU$", first, re.M), first
+    assert re.search(r"^%s +debian 12 +-/0 +\d+\.\d+\.\d+ +1\.20\.0-1 +1\.6\.\d+ \(nvidia\) +no GPU +\S" % re.escape(node), first, re.M), first
 
-    rc, second = site(inventory)
+    rc, second = site(inventory, tmp_path)
     assert rc == 0, second
     assert recaps(second)[node]["changed"] == 0 and recaps(second)[node]["failed"] == 0, second

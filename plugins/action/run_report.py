@@ -48,7 +48,7 @@ class ActionModule(ActionBase):
         # The batches run in the order of the play's hosts: those up to this batch's last have had theirs.
         last = max([hosts.index(h) for h in batch] or [len(hosts) - 1])
         reached = set(hosts[:last + 1])
-        facts_of = dict((h, dict((f, host_fact(hostvars, h, f)) for f in run_report.FACTS)) for h in hosts)
+        facts_of = dict((h, dict((f, host_fact(hostvars, h, f)) for f in run_report.READ_FACTS)) for h in hosts)
         failures = dict((h, host_fact(hostvars, h, "gpunode_run_failure")) for h in hosts)
         failures = dict((h, f) for h, f in failures.items() if f)
         # The run ends with this batch when it is the last, or when a node of it failed (the play's

@@ -158,6 +158,15 @@ def _cdi_devices(name, value):
     return None
 
 
+LABEL_SELECTOR = re.compile(r"^!?[A-Za-z0-9][A-Za-z0-9_./-]*((!=|==|=)[A-Za-z0-9_.-]*)?$")
+
+
+def _label_selectors(name, value):
+    bad = [s for s in value or [] if not isinstance(s, str) or not LABEL_SELECTOR.match(s)]
+    return ("%s has %s: each is one label selector term, such as nvidia.com/gpu.workload=true or app!=web"
+            % (name, ", ".join(repr(s) for s in bad))) if bad else None
+
+
 def namespace_problem(name, value):
     if isinstance(value, str) and DNS_LABEL.match(value):
         return None
@@ -199,6 +208,15 @@ CHECKS = {
     "validate_cuda_cdi_devices": _cdi_devices,
     "validate_cuda_timeout": lambda n, v: _at_least(n, v, 1),
     "gpu_cluster_namespace": namespace_problem,
+    # The drain runs on the controller: its kubeconfig must be there before any node is touched.
+    "rollout_kubeconfig": lambda n, v: (
+        None if not v or os.path.isfile(os.path.expanduser(str(v))) else
+        "%s is %r, which does not exist on the controller: the kubeconfig the drain uses is read there" % (n, v)),
+    "rollout_pod_selectors": _label_selectors,
+    "rollout_grace_period": lambda n, v: _at_least(n, v, 0, " (0 means each pod's own grace period)"),
+    "rollout_drain_timeout": lambda n, v: _at_least(n, v, 1),
+    "rollout_drain_retries": lambda n, v: _at_least(n, v, 0),
+    "rollout_drain_delay": lambda n, v: _at_least(n, v, 0),
 }
 
 

@@ -19,6 +19,8 @@ STACK = (("preflight", "gpunode_preflight"), ("driver", "gpunode_driver"), ("con
          ("containerd", "gpunode_containerd"), ("validate", "gpunode_validate"))
 STAGE_NAMES = tuple(name for name, _fact in STACK)
 FACTS = tuple(fact for _name, fact in STACK)
+# Also read for the report: how the rollout role cordoned and drained the node (not a stage of its own).
+READ_FACTS = FACTS + ("gpunode_rollout",)
 STATE_TEXT = {"ready": "ready", "no_gpu": "no GPU", "failed": "failed", "not_validated": "not validated",
               "skipped": "validation skipped", "unreachable": "unreachable", "not_run": "not run"}
 # A reason is one line; what a module says after its first sentence (how to fix it) is printed once per group.
@@ -39,7 +41,9 @@ def failure_record(failed_task, failed_result, facts):
     tags = task.get("tags") or []
     preflight = (facts or {}).get("gpunode_preflight") or {}
     # A refused node goes no further than preflight, whose refusal is tagged always.
-    stage = "preflight" if preflight.get("problems") else next((name for name in STAGE_NAMES if name in tags), None)
+    # The rollout role's tasks (a drain the stack roles asked for) carry its tag: that stage is the drain.
+    stage = "preflight" if preflight.get("problems") else ("drain" if "rollout" in tags else None)
+    stage = stage or next((name for name in STAGE_NAMES if name in tags), None)
     if stage is None:
         stage = next((name for name, fact in STACK if not isinstance((facts or {}).get(fact), dict)), "validate")
     if stage == "preflight" and preflight.get("problems"):
@@ -105,6 +109,22 @@ def _changed(facts):
     return [name for name, fact in STACK if isinstance(facts.get(fact), dict) and facts[fact].get("changed") is True]
 
 
+def _cordon(rollout, state):
+    """What the run did to the node in Kubernetes (None when it did not drain it)."""
+    rollout = rollout or {}
+    change = rollout.get("change")
+    if not change:
+        return None
+    if not rollout.get("drained"):
+        return "would drain it before its %s changes" % change
+    if rollout.get("cordoned_before"):
+        return "drained before its %s changed; it was cordoned before the run and stays cordoned" % change
+    if rollout.get("uncordoned"):
+        return "drained before its %s changed, uncordoned after validate passed" % change
+    return "drained before its %s changed; left cordoned (%s): uncordon it when it is fixed" % (
+        change, STATE_TEXT.get(state, state) if state != "ready" else "not validated in this run")
+
+
 def node_entry(host, facts, failure=None, reached=True, check_mode=False):
     """The report's entry for one host; ``facts``: its gpunode_* facts (and nothing else is read)."""
     facts = dict((k, v) for k, v in (facts or {}).items() if isinstance(v, dict))
@@ -136,6 +156,7 @@ def node_entry(host, facts, failure=None, reached=True, check_mode=False):
         "validate": stages,
         "changed": _changed(facts),
         "package_manager": (preflight.get("package_repair") or {}).get("line") or None,
+        "kubernetes": _cordon(facts.get("gpunode_rollout"), state),
     }
 
 
@@ -219,6 +240,15 @@ def rows(report):
     return [[_cell(e, key) for _title, key in COLUMNS] for e in report["nodes"]]
 
 
+def node_notes(report):
+    """(host, note) for what a node's line cannot say: package repairs, reboots, its drain and cordon."""
+    notes = [(e["host"], "package manager: " + e["package_manager"]) for e in report["nodes"] if e.get("package_manager")]
+    notes += [(e["host"], "driver reboot: " + str(e["driver_reboot"])) for e in report["nodes"]
+              if e.get("driver_reboot") not in (None, "no") and not str(e.get("driver_reboot")).startswith("no")]
+    notes += [(e["host"], "kubernetes: " + e["kubernetes"]) for e in report["nodes"] if e.get("kubernetes")]
+    return notes
+
+
 def text_lines(report, paths=()):
     """The report as plain text lines: tally, table, failures (each reason once), then where the files are."""
     head = "Run report%s: %s" % (" (check mode: what a real run would find)" if report["check_mode"] else "", report["tally"])
@@ -231,9 +261,7 @@ def text_lines(report, paths=()):
             lines.append("  %s on %s: %s" % (group["stage"], ", ".join(group["hosts"]), group["reason"]))
             if group["fix"]:
                 lines.append("    " + group["fix"])
-    notes = [(e["host"], "package manager: " + e["package_manager"]) for e in report["nodes"] if e.get("package_manager")]
-    notes += [(e["host"], "driver reboot: " + str(e["driver_reboot"])) for e in report["nodes"]
-              if e.get("driver_reboot") not in (None, "no") and not str(e.get("driver_reboot")).startswith("no")]
+    notes = node_notes(report)
     if notes:
         lines += [""] + ["%s: %s" % note for note in notes]
     if paths:
@@ -255,4 +283,7 @@ def markdown(report):
             out.append("- **%s** on %s: %s" % (group["stage"], ", ".join(group["hosts"]), esc(group["reason"])))
             if group["fix"]:
                 out.append("  %s" % esc(group["fix"]))
+    notes = node_notes(report)
+    if notes:
+        out += ["", "## Notes", ""] + ["- %s: %s" % (host, esc(note)) for host, note in notes]
     return "\n".join(out) + "\n"

@@ -48,6 +48,11 @@ def test_the_defaults_pass_the_checks():
     ("validate_cuda_devices", [0, -1, "x"], "validate_cuda_devices has -1, 'x': CUDA device indexes are integers from 0"),
     ("validate_cuda_cdi_devices", ["nvidia.com/gpu"], "validate_cuda_cdi_devices has 'nvidia.com/gpu': a CDI device is vendor/class=name"),
     ("validate_cuda_timeout", 0, "validate_cuda_timeout is 0, below 1"),
+    ("rollout_kubeconfig", "/nonexistent/kubeconfig", "rollout_kubeconfig is '/nonexistent/kubeconfig', which does not exist on the controller"),
+    ("rollout_pod_selectors", ["app in (a,b)", "ok=1"], "rollout_pod_selectors has 'app in (a,b)': each is one label selector term"),
+    ("rollout_drain_retries", -1, "rollout_drain_retries is -1, below 0"),
+    ("rollout_drain_timeout", 0, "rollout_drain_timeout is 0, below 1"),
+    ("rollout_grace_period", -5, "rollout_grace_period is -5, below 0"),
 ])
 def test_bad_values_are_refused_with_the_variable_named(name, value, words):
     found = ri.problems({name: value})
@@ -62,6 +67,8 @@ def test_bad_values_are_refused_with_the_variable_named(name, value, words):
     ("driver_mirror_url", "https://mirror.example/cuda/"), ("driver_mirror_url", "file:///srv/mirror"),
     ("validate_skip", {"cuda": "no CUDA here", "plugin": ""}), ("validate_cuda_devices", [0, 3]),
     ("validate_cuda_cdi_devices", ["nvidia.com/gpu=all", "nvidia.com/gpu=GPU-4a1d6a0e-8a57-1f2c-6c1b-0a9e3c5d7f10", "nvidia.com/mig=0:1"]),
+    ("rollout_kubeconfig", ""), ("rollout_kubeconfig", os.path.join(ROOT, "galaxy.yml")),
+    ("rollout_pod_selectors", ["nvidia.com/gpu.workload=true", "app!=web", "batch", "!canary"]),
 ])
 def test_good_values_pass(name, value):
     assert ri.problems({name: value}) == []

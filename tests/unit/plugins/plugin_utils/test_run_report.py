@@ -162,3 +162,34 @@ def test_markdown_has_the_tally_a_table_row_per_node_and_the_failures():
 
 def test_an_empty_run_says_so():
     assert rr.build([], {}, {}, set())["tally"] == "0 nodes"
+
+
+def rollout(**fields):
+    fact = {"enabled": True, "node": "n1", "drained": True, "cordoned_before": False, "uncordoned": False, "change": "driver"}
+    fact.update(fields)
+    return fact
+
+
+def test_the_drain_and_cordon_of_each_node_is_a_note_under_the_table():
+    facts_of = {"n1": dict(converged(), gpunode_rollout=rollout(uncordoned=True)),
+                "n2": dict(converged(), gpunode_rollout=rollout(cordoned_before=True, change="containerd")),
+                "n3": dict(converged(result="fail"), gpunode_rollout=rollout()),
+                "n4": dict(converged(), gpunode_rollout=rollout(drained=False, change=None)),
+                "n5": dict(converged(), gpunode_rollout=rollout(drained=False, change="container_toolkit"))}
+    report = rr.build(sorted(facts_of), facts_of, {}, set(facts_of))
+    notes = dict((e["host"], e["kubernetes"]) for e in report["nodes"])
+    assert notes == {"n1": "drained before its driver changed, uncordoned after validate passed",
+                     "n2": "drained before its containerd changed; it was cordoned before the run and stays cordoned",
+                     "n3": "drained before its driver changed; left cordoned (failed): uncordon it when it is fixed",
+                     "n4": None, "n5": "would drain it before its container_toolkit changes"}
+    text = rr.text_lines(report)
+    assert "n3: kubernetes: drained before its driver changed; left cordoned (failed): uncordon it when it is fixed" in text
+    assert not [line for line in text if line.startswith("n4:")]
+    assert "- n1: kubernetes: drained before its driver changed, uncordoned after validate passed" in rr.markdown(report)
+
+
+def test_a_drain_that_failed_is_the_drain_stage():
+    record = rr.failure_record({"name": "Cordon the node and evict its pods", "tags": ["always", "rollout", "driver"]},
+                               {"msg": "Failed to delete pod default/a due to: Cannot evict pod as it would violate the pod's"
+                                       " disruption budget."}, {"gpunode_preflight": preflight()})
+    assert record["stage"] == "drain" and "disruption budget" in record["message"]

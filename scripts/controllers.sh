@@ -8,10 +8,14 @@
 # A line whose ansible-core needs Python >= 3.12 ("controller-python: trixie" in its pins) runs
 # its controller in a container of the lab's trixie image (Python 3.13): it sees this checkout
 # at the same path and reaches the lab nodes through the host's podman (scripts/host-podman.sh).
-# Each leg's node is a bookworm node started from an image saved after the driver role ran on
-# it, so the DKMS build is done once, not once per line: by the first leg that needs the image
-# (the oldest line, in a whole run: the driver role's install path under the floor's
-# controller), kept while the base image and the driver role's inputs are unchanged.
+# Each leg's node is a bookworm node started from an image saved after the driver's DKMS build,
+# so the build is done once, not once per line. In a whole run (scripts/test.sh) the lab tests
+# save it first: the README's main command builds the driver on a bookworm node, and
+# tests/lab/test_site_twice.py saves that node (driver_image_save). Run alone, the first leg that
+# finds no image up to date makes it with the driver role (tests/controllers/driver_stage.yml).
+# Either way the leg's test removes the container toolkit and containerd from its node first,
+# so every leg installs and configures them under its own ansible-core. The image is kept while
+# the base image and the collection's roles, plugins, playbooks and lab are unchanged.
 set -euo pipefail
 ROOT=${ROOT:-$(cd "$(dirname "${BASH_SOURCE[0]}")/.." && pwd)}
 . "$ROOT/scripts/lib.sh"
@@ -89,21 +93,37 @@ leg_controller() {  # INVENTORY
   LEG_PY=("${LEG_RUN[@]}" "$LEG_VENV/bin/python")
 }
 
-# The key of the saved driver node: the base image and everything the driver role's run reads.
+# The key of the saved driver node: the base image and everything a run that makes it reads.
 driver_image_key() {
   { podman image inspect --format '{{.Id}}' "${LAB_IMAGE_PREFIX:-localhost/gpunode-lab}-$LEG_FLAVOUR"
-    cd "$ROOT" && find roles/preflight roles/driver plugins/modules plugins/module_utils plugins/plugin_utils \
-      plugins/action plugins/filter/preflight* plugins/filter/driver* tests/controllers/driver_stage.yml \
+    cd "$ROOT" && find roles plugins playbooks lab/lab.sh lab/host.sh tests/controllers/driver_stage.yml \
       -type f -not -name '*.pyc' -print0 | sort -z | xargs -0 sha256sum; } | sha256sum | cut -c1-16
 }
 
+# Saves a running lab node of LEG_FLAVOUR whose driver the driver role built (DKMS) as the legs'
+# image, labelled with the key and with who made it. The node's lab prefix label is replaced:
+# a container started from the image without a prefix of its own must not belong
+# to the lab the node came from, whose `lab.sh down` would remove it.
+driver_image_save() {  # NODE MADE-BY
+  local key
+  key=$(driver_image_key) || return 1
+  podman commit --quiet --change "LABEL gpunode.lab.driver-key=$key" --change "LABEL gpunode.lab.driver-core=$2" \
+    --change "LABEL gpunode.lab.prefix=saved-driver-image" \
+    "$1" "$DRIVER_IMAGE_PREFIX-$LEG_FLAVOUR" >/dev/null
+}
+
+# Whether $DRIVER_IMAGE_PREFIX-bookworm exists and its key is the current one.
+driver_image_current() {
+  [ "$(podman image inspect --format '{{index .Labels "gpunode.lab.driver-key"}}' "$DRIVER_IMAGE_PREFIX-$LEG_FLAVOUR" \
+    2>/dev/null)" = "$(driver_image_key)" ]
+}
+
 # A bookworm node after the driver role, saved as $DRIVER_IMAGE_PREFIX-bookworm, made by the
-# controller of the leg that needs it first (the oldest line, in a whole run) when missing or stale.
+# controller of the leg that needs it first when missing or stale.
 driver_image_ready() {
-  local key image=$DRIVER_IMAGE_PREFIX-$LEG_FLAVOUR prefix=ctl-driver-image node inventory rc=0
-  key=$(driver_image_key)
-  if [ "$(podman image inspect --format '{{index .Labels "gpunode.lab.driver-key"}}' "$image" 2>/dev/null)" = "$key" ]; then
-    echo "controllers: $image is up to date (made by ansible-core $(podman image inspect \
+  local image=$DRIVER_IMAGE_PREFIX-$LEG_FLAVOUR prefix=ctl-driver-image node inventory rc=0
+  if driver_image_current; then
+    echo "controllers: $image is up to date (made by $(podman image inspect \
       --format '{{index .Labels "gpunode.lab.driver-core"}}' "$image")); this leg starts from it"
     return 0
   fi
@@ -118,9 +138,7 @@ driver_image_ready() {
     rc=1
   fi
   if [ $rc -eq 0 ]; then
-    podman stop -t 30 "$node" >/dev/null &&
-      podman commit --quiet --change "LABEL gpunode.lab.driver-key=$key" \
-        --change "LABEL gpunode.lab.driver-core=$LEG_CORE" "$node" "$image" >/dev/null || rc=1
+    podman stop -t 30 "$node" >/dev/null && driver_image_save "$node" "ansible-core $LEG_CORE, driver_stage.yml" || rc=1
   fi
   LAB_NAME_PREFIX=$prefix bash "$ROOT/lab/lab.sh" down >/dev/null
   return $rc

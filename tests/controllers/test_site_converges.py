@@ -43,8 +43,34 @@ def test_this_leg_runs_its_ansible_core():
     assert re.match(r"ansible-playbook \[core %s\]" % re.escape(required_env("GPUNODE_LEG_CORE")), out), out
 
 
+# The leg's node starts from the saved driver image (scripts/controllers.sh), made either by the driver role
+# alone or by the README's main command, which also installed the toolkit and containerd: those go, so that
+# under every line this run installs and configures them (the toolkit's repository and key included).
+STRIP = """
+apt-mark unhold nvidia-container-toolkit nvidia-container-toolkit-base libnvidia-container-tools libnvidia-container1 containerd >/dev/null 2>&1 || true
+DEBIAN_FRONTEND=noninteractive apt-get purge -y -q --allow-change-held-packages nvidia-container-toolkit nvidia-container-toolkit-base \
+  libnvidia-container-tools libnvidia-container1 containerd >/dev/null
+find /var/lib/containerd -mindepth 1 -maxdepth 1 -exec rm -rf {} +  # a volume of the lab node: its content goes
+rm -rf /etc/containerd /etc/nvidia-container-runtime /etc/cdi /var/run/cdi /var/tmp/gpunode-validate-* \
+  /etc/apt/sources.list.d/gpunode-nvidia-container-toolkit.sources /etc/apt/keyrings/gpunode-nvidia-container-toolkit.gpg \
+  /etc/udev/rules.d/71-gpunode-nvidia-dev-char.rules
+! dpkg-query -W -f '${Status}\\n' containerd nvidia-container-toolkit 2>/dev/null | grep -q 'install ok installed'
+"""
+
+
+def leg_node(inventory):
+    with open(inventory) as handle:
+        hosts = sorted(set(re.findall(r"^\s+(\S+-bookworm-\d+):\s*$", handle.read(), re.M)))
+    assert len(hosts) == 1, hosts
+    return hosts[0]
+
+
 def test_site_converges_then_changes_nothing(tmp_path):
     inventory = required_env("GPUNODE_LEG_INVENTORY")
+    # A leg whose controller runs in a container reaches the host's podman through this (scripts/controllers.sh).
+    podman = os.environ.get("ANSIBLE_PODMAN_EXECUTABLE", "podman")
+    strip = subprocess.run([podman, "exec", leg_node(inventory), "sh", "-ec", STRIP], capture_output=True, text=True, check=False)
+    assert strip.returncode == 0, strip.stdout + strip.stderr
     rc, first = site(inventory, tmp_path)
     assert rc == 0, first
     nodes = [h for h in recaps(first) if h != "localhost"]

@@ -7,11 +7,15 @@ import json
 import os
 import re
 import subprocess
+import sys
 import uuid
 
 import pytest
 
 from .conftest import ROOT, lab, run_playbook
+
+sys.path.insert(0, os.path.join(os.path.dirname(__file__), ".."))
+from k8s_api_double import ApiDouble, pod  # noqa: E402  (tests/ is not a package)
 from .test_preflight_refusals import recap
 
 NODES = "bookworm:2,trixie:1"
@@ -73,7 +77,18 @@ def main_run(own_lab, no_sudo):
     env = dict(os.environ, PATH=path, **own_lab)
     for name in ("VIRTUAL_ENV", "ANSIBLE_CONFIG", "ANSIBLE_COLLECTIONS_PATH"):
         env.pop(name, None)  # as in a fresh root shell: the script sets up its own
-    return subprocess.run(command, check=False, shell=True, cwd=ROOT, env=env, capture_output=True, text=True)
+    run = subprocess.run(command, check=False, shell=True, cwd=ROOT, env=env, capture_output=True, text=True)
+    if run.returncode == 0:
+        save_driver_image(lab_hosts(own_lab["LAB_NAME_PREFIX"], NODES)[0])
+    return run
+
+
+def save_driver_image(host):
+    """The first Debian 12 node, its driver just built by DKMS, saved as the image the controller matrix's legs
+    start from (scripts/controllers.sh: the build is done once per run)."""
+    saved = subprocess.run(["bash", "-c", '. scripts/controllers.sh && driver_image_save "$0" "the README main command (test_site_twice)"',
+                            host], cwd=ROOT, check=False, capture_output=True, text=True)
+    assert saved.returncode == 0, saved.stdout + saved.stderr
 
 
 def test_readme_main_command_then_site_changes_nothing(own_lab, no_sudo, main_run):
@@ -260,3 +275,72 @@ def test_the_installed_collection_limited_to_one_node_reports_it_and_writes_noth
     assert report_text(out).startswith("Run report: 1 node: 1 no GPU\n"), report_text(out)
     assert (work / "gpunode-reports" / (host + ".json")).exists()
     assert sorted((str(p), p.stat().st_mtime_ns) for p in tree.rglob("*")) == before
+
+
+def test_batches_stop_at_the_first_failed_one_and_leave_the_later_nodes_untouched(own_lab, main_run, tmp_path):
+    """gpunode_serial=1 on the three converged nodes, the second one's config.toml broken: the first batch
+    passes, the second fails at containerd (the file refused and left as it was), the third never starts."""
+    first, broken, untouched = lab_hosts(own_lab["LAB_NAME_PREFIX"], NODES)
+    config = "/etc/containerd/config.toml"
+    assert node(broken, "sh", "-ec", "cp -p %s /root/config.toml.good; echo '[[[not toml' >>%s" % (config, config)).returncode == 0
+    try:
+        before = node(broken, "sha256sum", config).stdout
+        rc, out, report = site(own_lab, tmp_path, "-e", "gpunode_serial=1")
+        assert rc == 2, out[-5000:]
+        assert node(broken, "sha256sum", config).stdout == before  # refused, left untouched
+    finally:
+        node(broken, "cp", "-p", "/root/config.toml.good", config)
+    assert re.search(r"^Batch done \(%s\); so far 3 nodes: 1 no GPU, 2 not run$" % re.escape(first), out, re.M), out[-5000:]
+    assert recap(out, first)["failed"] == 0 and recap(out, first)["changed"] == 0
+    assert recap(out, broken)["failed"] == 1
+    # The third batch never started: no task ran on its node.
+    assert not re.search(r"^%s\s+:" % re.escape(untouched), out[out.rindex("PLAY RECAP"):], re.M), out[-3000:]
+    assert "[%s]" % untouched not in out
+    states = dict((n["host"], n["state"]) for n in report["nodes"])
+    assert states == {first: "no_gpu", broken: "failed", untouched: "not_run"}, report["nodes"]
+    assert report["tally"].startswith("3 nodes: ") and "1 not run" in report["tally"], report["tally"]
+    text = report_text(out)
+    assert re.search(r"^  containerd on %s: .*is not valid TOML" % re.escape(broken), text, re.M), text
+
+
+DROPIN = "/etc/containerd/conf.d/99-nvidia.toml"
+
+
+def test_with_a_kubeconfig_only_nodes_that_change_are_drained_and_a_failed_one_stays_cordoned(own_lab, main_run, tmp_path):
+    """site.yml with rollout_kubeconfig naming a test double of the Kubernetes API server (tests/k8s_api_double.py;
+    no API server can be installed here): the runtime registration of two nodes drifted (their drop-in removed),
+    the third converged. The drifted ones are drained right before containerd's change (one of them was cordoned
+    before the run and stays so), the converged one is never asked about; then a drifted node whose validation fails
+    stays cordoned and the report says so."""
+    first, cordoned, converged = lab_hosts(own_lab["LAB_NAME_PREFIX"], NODES)
+    pods = [pod("train-a", first, refusals=1), pod("train-b", cordoned), pod("idle", converged)]
+    with ApiDouble({first: False, cordoned: True, converged: False}, pods) as api:
+        kubeconfig = api.kubeconfig(tmp_path / "kubeconfig")
+        drain = ["-e", "rollout_kubeconfig=%s" % kubeconfig, "-e", "rollout_drain_delay=1"]
+        for host in (first, cordoned):
+            assert node(host, "rm", DROPIN).returncode == 0
+        rc, out, report = site(own_lab, tmp_path, *drain)
+        assert rc == 0, out[-5000:]
+        # Per node, in order (the two nodes' calls interleave): cordon, the eviction the PodDisruptionBudget refused
+        # once and its retry, then the uncordon after validate; the node cordoned before the run: its eviction only.
+        assert [w for w in api.writes() if w[1] in (first, "default/train-a")] == [
+            ("patch", first), ("evict", "default/train-a"), ("evict", "default/train-a"), ("patch", first)], api.writes()
+        assert [w for w in api.writes() if w[1] in (cordoned, "default/train-b")] == [("evict", "default/train-b")], api.writes()
+        assert api.writes()[-1] == ("patch", first) and api.nodes == {first: False, cordoned: True, converged: False}
+        assert not [c for c in api.calls if converged in c[1]], api.calls
+        assert recap(out, converged)["changed"] == 0
+        notes = dict((n["host"], n["kubernetes"]) for n in report["nodes"])
+        assert notes == {first: "drained before its containerd changed, uncordoned after validate passed",
+                         cordoned: "drained before its containerd changed; it was cordoned before the run and stays cordoned",
+                         converged: None}, notes
+        assert "%s: kubernetes: drained before its containerd changed, uncordoned" % first in report_text(out)
+
+        # Validation fails on the node after its drain: it stays cordoned, and the report says what to do.
+        assert node(first, "rm", DROPIN).returncode == 0
+        rc, out, report = site(own_lab, tmp_path, *drain, "-e", "validate_fail_without_gpu=true", "--limit", first)
+        assert rc == 2, out[-5000:]
+        assert api.nodes[first] is True and api.writes()[-1] == ("patch", first)
+        entry = report["nodes"][0]
+        assert entry["state"] == "failed" and entry["failed_stage"] == "validate", entry
+        assert entry["kubernetes"].endswith("left cordoned (failed): uncordon it when it is fixed"), entry
+        assert "%s: kubernetes: drained before its containerd changed; left cordoned (failed)" % first in report_text(out)

@@ -61,7 +61,11 @@ def timed(argv, cwd, env):
     if proc.returncode != 0:
         sys.exit("%s failed (exit %d):\n%s%s" % (" ".join(argv), proc.returncode, proc.stdout[-4000:], proc.stderr[-4000:]))
     cpu = (after.ru_utime - before.ru_utime) + (after.ru_stime - before.ru_stime)
-    return wall, cpu, json.loads(proc.stdout)
+    # site.yml's run report prints its text on stdout before the callback's JSON: read from the
+    # JSON's first line on.
+    text = proc.stdout
+    start = 0 if text.startswith("{") else text.find("\n{\n") + 1
+    return wall, cpu, json.loads(text[start:])
 
 
 def role_of(task_name):

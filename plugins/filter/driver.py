@@ -12,7 +12,8 @@ from ansible_collections.gpunode.nvidia.plugins.plugin_utils import driver_chang
 
 class FilterModule(object):
     """inputs | driver_plan(os, family, facts); plan | driver_query;
-    plan | driver_changes(state, inputs, family); plan | driver_outcome(changes, state, facts, inputs, changed)."""
+    plan | driver_changes(state, inputs, family); plan | driver_outcome(changes, state, facts, inputs, changed);
+    plan | driver_drift(changes, state, outcome, inputs, files, rendered, persistenced)."""
 
     def filters(self):
         return {
@@ -20,4 +21,5 @@ class FilterModule(object):
             "driver_query": driver_changes.query,
             "driver_changes": driver_changes.changes,
             "driver_outcome": driver_outcome.outcome,
+            "driver_drift": driver_outcome.drift,
         }

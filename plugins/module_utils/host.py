@@ -158,6 +158,20 @@ def service_states(names, run):
     return states
 
 
+def file_states(paths, sha256, root="/"):
+    """Per path: its ``sha256``, ``mode`` (four octal digits), ``uid`` and ``gid``; None where the
+    path is not a regular file. What a converged check compares with what a role would write."""
+    states = {}
+    for path in paths:
+        full = _path(root, path)
+        if not os.path.isfile(full):
+            states[path] = None
+            continue
+        info = os.stat(full)
+        states[path] = {"sha256": sha256(full), "mode": "%04o" % (info.st_mode & 0o7777), "uid": info.st_uid, "gid": info.st_gid}
+    return states
+
+
 def nvml_library(run, root="/"):
     """The NVML userspace library the dynamic loader finds, with its version.
 

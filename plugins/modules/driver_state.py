@@ -60,6 +60,13 @@ options:
     type: list
     elements: path
     default: []
+  checksums:
+    description:
+      - Regular files whose SHA-256, mode, owner and group to report, so that the role can tell
+        a node whose files are what it would write without writing them.
+    type: list
+    elements: path
+    default: []
   commands:
     description: Commands whose path on the node to report (null when absent).
     type: list
@@ -157,6 +164,11 @@ files:
   description: Whether each path in C(files) exists.
   returned: always
   type: dict
+checksums:
+  description: Per path in C(checksums), its C(sha256), C(mode) (four octal digits), C(uid) and C(gid); null when it is not a regular file.
+  returned: always
+  type: dict
+  sample: {"/etc/modprobe.d/gpunode-blacklist-nouveau.conf": {"sha256": "9f2c...", "mode": "0644", "uid": 0, "gid": 0}}
 commands:
   description: Path of each command in C(commands), null when absent.
   returned: always
@@ -197,8 +209,8 @@ from ansible_collections.gpunode.nvidia.plugins.module_utils import driver, host
 from ansible_collections.gpunode.nvidia.plugins.module_utils.runner import make_runner, make_which
 
 
-def gather(root, params, run, which):
-    """Everything the module returns; ``run`` and ``which`` come from the module."""
+def gather(root, params, run, which, sha256):
+    """Everything the module returns; ``run``, ``which`` and ``sha256`` come from the module."""
     family = host.os_facts(root)["family"]
     versions, held = packages.installed(family, params["packages"], run, root)
     kernels = params["kernels"]
@@ -218,6 +230,7 @@ def gather(root, params, run, which):
         "processes": driver.gpu_processes(root, os.getpid()) if params["processes"] else [],
         "services": host.service_states(params["services"], run),
         "files": dict((p, os.path.exists(_under(root, p))) for p in params["files"]),
+        "checksums": host.file_states(params["checksums"], sha256, root),
         "commands": dict((c, which(c)) for c in params["commands"]),
         "mok": None,
         "nvml_python": None,
@@ -252,6 +265,7 @@ def main():
             processes=dict(type="bool", default=True),
             services=dict(type="list", elements="str", default=[]),
             files=dict(type="list", elements="path", default=[]),
+            checksums=dict(type="list", elements="path", default=[]),
             commands=dict(type="list", elements="str", default=[]),
             mok_certificate=dict(type="path"),
             nvml_python=dict(type="path"),
@@ -262,7 +276,7 @@ def main():
         supports_check_mode=True,
     )
 
-    result = gather("/", module.params, make_runner(module), make_which(module))
+    result = gather("/", module.params, make_runner(module), make_which(module), module.sha256)
     module.exit_json(changed=False, **result)
 
 

@@ -10,6 +10,7 @@ what ``driver_state`` read afterwards.
 from __future__ import absolute_import, division, print_function
 
 import fnmatch
+import hashlib
 
 from ansible_collections.gpunode.nvidia.plugins.plugin_utils.driver_common import upstream
 
@@ -209,3 +210,78 @@ def reboot_decision(plan_result, state, *, facts, inputs, changed, version):
         "reason": "; ".join(reasons),
         "suppressed": suppressed,
     }
+
+
+def drift(plan_result, change, state, result, *, inputs, files, rendered, persistenced):
+    """Why the driver role must run its install, configure and verify steps here: empty when the node
+    already is what they would leave (a converged re-run takes the fast path and only publishes).
+
+    ``state`` is driver_state's read with every file of ``files`` in ``checksums``; ``result`` is
+    :func:`outcome` on that read; ``files`` ({src, dest, mode}) are what the role's tasks would write
+    from templates, ``rendered`` their text as the controller renders it now. Every reason names a
+    state that was read: what was not read (a dnf module stream, version locks) is never assumed.
+    """
+    reasons = []
+    preinstalled = plan_result["source"] == "preinstalled"
+    if not preinstalled and plan_result.get("package_manager") != "apt":
+        reasons.append("%s: the module stream and version locks are not part of the read" % plan_result.get("package_manager"))
+    if change.get("install_needed"):
+        reasons.append("packages to install or change: %s" % ", ".join(change.get("install") or []))
+    if change.get("services_to_cycle"):
+        reasons.append("services to stop and start: %s" % ", ".join(change["services_to_cycle"]))
+    if (change.get("venv") or {}).get("install"):
+        reasons.append("the NVML venv to install or update")
+    for key, why in (("rebuild", "the module to build for the target kernel"), ("reload", "the module to load")):
+        if result.get(key):
+            reasons.append(why)
+    if result.get("to_hold"):
+        reasons.append("packages to hold: %s" % ", ".join(result["to_hold"]))
+    reasons.extend("verification: %s" % p for p in result.get("problems") or [])
+    if result["reboot"].get("required") or result["reboot"].get("reboot"):
+        reasons.append("reboot: %s" % result["reboot"].get("reason"))
+    reasons.extend(_unit_drift(plan_result, state, result, preinstalled=preinstalled, persistenced=persistenced))
+    checksums = state.get("checksums") or {}
+    for spec, text in zip(files, rendered):
+        found = checksums.get(spec["dest"])
+        if not isinstance(text, str):  # a lookup that made data of the text: nothing to compare
+            reasons.append("%s could not be compared" % spec["dest"])
+            continue
+        wanted = hashlib.sha256(text.encode("utf-8")).hexdigest()
+        if not found:
+            reasons.append("%s to write" % spec["dest"])
+        elif (found["sha256"], found["mode"], found["uid"], found["gid"]) != (wanted, spec["mode"], 0, 0):
+            reasons.append("%s differs from what the role writes" % spec["dest"])
+    if len(rendered) != len(files):
+        reasons.append("the role's templates were not all rendered")
+    reasons.extend(_key_drift(plan_result, checksums))
+    return reasons
+
+
+def _unit_drift(plan_result, state, result, *, preinstalled, persistenced):
+    units = []
+    if persistenced and not preinstalled:
+        units.append(plan_result["services"]["persistenced"])
+    if plan_result.get("fabricmanager") is not None:
+        units.append(plan_result["services"]["fabricmanager"])
+    reasons = []
+    for unit in units:
+        seen = (state.get("services") or {}).get(unit) or {}
+        if seen.get("enabled") != "enabled":
+            reasons.append("%s to enable (%s)" % (unit, seen.get("enabled")))
+        if result.get("in_place") and seen.get("active") != "active":
+            reasons.append("%s to start (%s)" % (unit, seen.get("active")))
+    return reasons
+
+
+def _key_drift(plan_result, checksums):
+    """The repository key get_url keeps: present, and with the checksum asked for when one is."""
+    repo = plan_result.get("repository")
+    if not repo or not repo.get("key_file"):
+        return []
+    found = checksums.get(repo["key_file"])
+    if not found:
+        return ["%s to fetch" % repo["key_file"]]
+    algorithm, _sep, digest = (repo.get("key_checksum") or "").partition(":")
+    if algorithm and (algorithm.lower() != "sha256" or digest.lower() != found["sha256"]):
+        return ["%s to fetch again (checksum %s)" % (repo["key_file"], repo["key_checksum"])]
+    return []

@@ -3,6 +3,7 @@ nodes after a real DKMS build, GPU users over a /proc tree, the NVML probe run
 for real with this venv's Python, and main() for real on this machine."""
 
 import importlib.metadata
+import hashlib
 import os
 import sys
 
@@ -168,6 +169,8 @@ def test_gather_on_a_converged_lab_node_tree(tmp_path):
     root = tmp_path
     hosts.write(root, "etc/os-release", 'ID=debian\nVERSION_ID="12"\nPRETTY_NAME="Debian GNU/Linux 12 (bookworm)"\n')
     hosts.write(root, "lib/modules/%s/updates/dkms/nvidia-current.ko" % KERNEL)
+    hosts.write(root, "etc/modprobe.d/gpunode-blacklist-nouveau.conf", "blacklist nouveau\n")
+    os.chmod(os.path.join(str(root), "etc/modprobe.d/gpunode-blacklist-nouveau.conf"), 0o640)
     os.makedirs(os.path.join(str(root), "lib/modules/%s/build" % KERNEL))
     os.makedirs(os.path.join(str(root), "proc"))
     run = FakeRun({
@@ -180,9 +183,10 @@ def test_gather_on_a_converged_lab_node_tree(tmp_path):
     })
     params = {"packages": ["nvidia-*"], "available": ["linux-headers-%s" % KERNEL], "kernels": [KERNEL], "dkms": True, "processes": True,
               "services": ["nvidia-persistenced"], "files": ["/boot/initrd.img-%s" % KERNEL], "commands": ["nvidia-smi", "mokutil"],
+              "checksums": ["/etc/modprobe.d/gpunode-blacklist-nouveau.conf", "/etc/apt/preferences.d/gpunode-nvidia-driver", "/lib/modules"],
               "mok_certificate": None, "nvml_python": None, "nvidia_smi": False, "kernel_meta": "linux-headers-amd64"}
     paths = {"dkms": "/usr/sbin/dkms", "nvidia-smi": "/usr/bin/nvidia-smi"}
-    state = driver_state.gather(str(root), params, run, paths.get)
+    state = driver_state.gather(str(root), params, run, paths.get, lambda p: hashlib.sha256(open(p, "rb").read()).hexdigest())
     assert state["family"] == "Debian" and state["packages"]["nvidia-kernel-dkms"] == "535.261.03-1"
     assert state["dkms"][0]["state"] == "installed" and state["headers"] == {KERNEL: True}
     assert state["modules"][KERNEL][0]["built_for"] == KERNEL
@@ -190,6 +194,12 @@ def test_gather_on_a_converged_lab_node_tree(tmp_path):
     assert state["services"]["nvidia-persistenced"] == {"active": "inactive", "enabled": "enabled"}
     assert state["files"] == {"/boot/initrd.img-%s" % KERNEL: False}
     assert state["commands"] == {"nvidia-smi": "/usr/bin/nvidia-smi", "mokutil": None}
+    # What the converged check compares; a missing file and a directory are both "not the file".
+    owner = os.stat(str(root)).st_uid, os.stat(str(root)).st_gid
+    assert state["checksums"] == {
+        "/etc/modprobe.d/gpunode-blacklist-nouveau.conf": {"sha256": hashlib.sha256(b"blacklist nouveau\n").hexdigest(), "mode": "0640",
+                                                           "uid": owner[0], "gid": owner[1]},
+        "/etc/apt/preferences.d/gpunode-nvidia-driver": None, "/lib/modules": None}
     assert state["loaded"] is None and state["processes"] == [] and state["mok"] is None
     assert state["kernel_meta"] == {"package": "linux-headers-amd64", "kernel": KERNEL}
 

@@ -1,6 +1,8 @@
 """Judging the installed driver: verification, holds, the reboot decision, and
 driver_source preinstalled."""
 
+import hashlib
+
 import pytest
 
 from ansible_collections.gpunode.nvidia.plugins.plugin_utils import driver_changes as dc
@@ -168,3 +170,68 @@ def test_preinstalled_without_a_driver(tmp_path):
     result, _query = preinstalled(tmp_path, gpu_machine_state(loaded=None, nvml_library=None, nvidia_smi={"rc": 127, "gpus": [], "error": "x"}))
     assert any("no NVIDIA driver is loaded on a node with 1 GPU(s)" in p for p in result["problems"])
     assert any("no NVIDIA driver is loaded or installed" in p for p in result["problems"])
+
+
+# The fast path of a converged re-run: what would make the role run install, configure and verify.
+
+FILES = [{"src": "etc/modprobe.d/gpunode-blacklist-nouveau.conf.j2", "dest": "/etc/modprobe.d/gpunode-blacklist-nouveau.conf", "mode": "0644"},
+         {"src": "usr/local/libexec/gpunode/nvidia-gpu-present.j2", "dest": "/usr/local/libexec/gpunode/nvidia-gpu-present", "mode": "0755"}]
+TEXTS = ("blacklist nouveau\n", "#!/bin/sh\n")
+
+
+def read_of(texts=TEXTS, modes=("0644", "0755"), uid=0, **changes):
+    checksums = dict((f["dest"], {"sha256": hashlib.sha256(t.encode()).hexdigest(), "mode": m, "uid": uid, "gid": 0})
+                     for f, t, m in zip(FILES, texts, modes))
+    state = verified_state(held=converged_state()["held"], checksums=checksums,
+                           services={"nvidia-persistenced": {"active": "inactive", "enabled": "enabled"}})
+    state.update(changes)
+    return state
+
+
+def drift_of(facts, state, texts=TEXTS, persistenced=True, **overrides):
+    result, given = lab_plan(facts, version="535.261.03", **overrides)
+    change = dc.changes(result, state, given, family_of(DEBIAN))
+    judged = do.outcome(result, change, state, facts=facts, inputs=given, changed=False)
+    return do.drift(result, change, state, judged, inputs=given, files=FILES, rendered=texts, persistenced=persistenced)
+
+
+def test_a_converged_node_has_no_drift(bookworm):
+    assert drift_of(bookworm, read_of()) == []
+
+
+@pytest.mark.parametrize("state, reason", [
+    (dict(texts=["blacklist nouveau\n# edited\n", "#!/bin/sh\n"]), "/etc/modprobe.d/gpunode-blacklist-nouveau.conf differs from what the role writes"),
+    (dict(modes=("0644", "0644")), "/usr/local/libexec/gpunode/nvidia-gpu-present differs from what the role writes"),
+    (dict(uid=1000), "/etc/modprobe.d/gpunode-blacklist-nouveau.conf differs from what the role writes"),
+    (dict(checksums={}), "/etc/modprobe.d/gpunode-blacklist-nouveau.conf to write"),
+    (dict(held=[]), "packages to hold: firmware-nvidia-gsp, libnvidia-cfg1"),
+    (dict(services={"nvidia-persistenced": {"active": "inactive", "enabled": "disabled"}}), "nvidia-persistenced to enable (disabled)"),
+    (dict(dkms=[]), "the module to build for the target kernel"),
+    (dict(packages={}), "packages to install or change: nvidia-kernel-dkms=535.261.03-*"),
+])
+def test_what_was_read_to_differ_is_named(bookworm, state, reason):
+    reasons = drift_of(bookworm, read_of(**state))
+    assert any(r.startswith(reason) for r in reasons), reasons
+
+
+def test_a_template_that_renders_differently_now_is_drift(bookworm):
+    # A changed input (or a new collection version) renders another text than the node has.
+    assert drift_of(bookworm, read_of(), texts=["blacklist nouveau\nblacklist lbm-nouveau\n", "#!/bin/sh\n"]) == [
+        "/etc/modprobe.d/gpunode-blacklist-nouveau.conf differs from what the role writes"]
+
+
+def test_what_is_not_read_is_never_assumed_converged(bookworm):
+    result, given = lab_plan(bookworm, version="535.261.03")
+    state = read_of()
+    change = dc.changes(result, state, given, family_of(DEBIAN))
+    judged = do.outcome(result, change, state, facts=bookworm, inputs=given, changed=False)
+    dnf = dict(result, package_manager="dnf")
+    assert do.drift(dnf, change, state, judged, inputs=given, files=FILES, rendered=TEXTS, persistenced=True)[0].startswith("dnf: ")
+    keyed = dict(result, repository={"key_file": "/etc/apt/keyrings/k.asc", "key_checksum": "sha256:" + "0" * 64})
+    assert do.drift(keyed, change, state, judged, inputs=given, files=FILES, rendered=TEXTS, persistenced=True) == [
+        "/etc/apt/keyrings/k.asc to fetch"]
+    state["checksums"]["/etc/apt/keyrings/k.asc"] = {"sha256": "1" * 64, "mode": "0644", "uid": 0, "gid": 0}
+    assert do.drift(keyed, change, state, judged, inputs=given, files=FILES, rendered=TEXTS, persistenced=True) == [
+        "/etc/apt/keyrings/k.asc to fetch again (checksum sha256:%s)" % ("0" * 64)]
+    assert do.drift(result, change, state, judged, inputs=given, files=FILES, rendered=TEXTS[:1], persistenced=True) == [
+        "the role's templates were not all rendered"]

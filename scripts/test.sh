@@ -109,15 +109,25 @@ controller_matrix() {
 }
 
 molecule_all() {
-  local s rc=0 log
+  local s rc=0 log start
+  # The driver scenario's bookworm node starts from the node tests/lab/test_site_twice.py saved
+  # after its real DKMS build (molecule/driver/molecule.yml), when that image is up to date.
+  # The fleet scenario's nodes start from that image and from its Debian 13 twin.
+  if driver_image_current; then
+    export GPUNODE_MOLECULE_DRIVER_IMAGE=$DRIVER_IMAGE_PREFIX-$LEG_FLAVOUR GPUNODE_FLEET_BOOKWORM_IMAGE=$DRIVER_IMAGE_PREFIX-$LEG_FLAVOUR
+  fi
+  if LEG_FLAVOUR=trixie driver_image_current; then
+    export GPUNODE_FLEET_TRIXIE_IMAGE=$DRIVER_IMAGE_PREFIX-trixie
+  fi
   for s in ${MOLECULE_SCENARIOS:-$(ls molecule)}; do
     [ -f "molecule/$s/molecule.yml" ] || continue
     log=$(mktemp)
     say "molecule test -s $s"
+    start=$(date +%s)
     if molecule test -s "$s" >"$log" 2>&1; then
-      echo "    molecule $s: ok"
+      echo "    molecule $s: ok in $(($(date +%s) - start))s"
     else
-      echo "    molecule $s: FAILED; its log:"
+      echo "    molecule $s: FAILED in $(($(date +%s) - start))s; its log:"
       cat "$log"
       rc=1
     fi

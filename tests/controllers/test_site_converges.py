@@ -46,16 +46,7 @@ def test_this_leg_runs_its_ansible_core():
 # The leg's node starts from the saved driver image (scripts/controllers.sh), made either by the driver role
 # alone or by the README's main command, which also installed the toolkit and containerd: those go, so that
 # under every line this run installs and configures them (the toolkit's repository and key included).
-STRIP = """
-apt-mark unhold nvidia-container-toolkit nvidia-container-toolkit-base libnvidia-container-tools libnvidia-container1 containerd >/dev/null 2>&1 || true
-DEBIAN_FRONTEND=noninteractive apt-get purge -y -q --allow-change-held-packages nvidia-container-toolkit nvidia-container-toolkit-base \
-  libnvidia-container-tools libnvidia-container1 containerd >/dev/null
-find /var/lib/containerd -mindepth 1 -maxdepth 1 -exec rm -rf {} +  # a volume of the lab node: its content goes
-rm -rf /etc/containerd /etc/nvidia-container-runtime /etc/cdi /var/run/cdi /var/tmp/gpunode-validate-* \
-  /etc/apt/sources.list.d/gpunode-nvidia-container-toolkit.sources /etc/apt/keyrings/gpunode-nvidia-container-toolkit.gpg \
-  /etc/udev/rules.d/71-gpunode-nvidia-dev-char.rules
-! dpkg-query -W -f '${Status}\\n' containerd nvidia-container-toolkit 2>/dev/null | grep -q 'install ok installed'
-"""
+STRIP = open(os.path.join(ROOT, "tests", "lab", "strip-toolkit-containerd.sh")).read()
 
 
 def leg_node(inventory):

@@ -110,7 +110,7 @@ def test_readme_main_command_then_site_changes_nothing(own_lab, no_sudo, main_ru
         # The toolkit (the lab mirror's test-double packages) at the role's default pin, and the
         # runtime containerd registered, its binary there; what this first run changed.
         assert re.search(r"^%s +debian 1[23] +-/0 +\d+\.\d+\.\d+ +1\.20\.0-1 +1\.[67]\.\d+ \(nvidia\) +no GPU"
-                         r" +container_toolkit, containerd$" % host, tail, re.M), tail
+                         r" +driver, container_toolkit, containerd$" % host, tail, re.M), tail
     assert "Failed:" not in tail and "Failed to import" not in tail
     report = json.loads(open(os.path.join(ROOT, "gpunode-reports", "run-report.json")).read())
     assert [n["host"] for n in report["nodes"]] == hosts and report["tally"] == "3 nodes: 3 no GPU"
